@@ -1,0 +1,317 @@
+// One fork-server process per template, and the pool of ready sandboxes it keeps for us. The server does
+// the forking and the isolation (packages/native/src/zygote.c); this side asks it for sandboxes (FORK),
+// keeps the ones it hands over (READY) until a run takes one, and learns how each ended (EXIT).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+import { ZerobootError } from './errors.js';
+import { BASE_ENV } from './host.js';
+import { ExitFlag, Feature, MessageType, decodeMessage, encodeControl, stepName, type Message } from './native-protocol.js';
+import { libPath, native, runtimesDir, type Watcher } from './native.js';
+import { Samples } from './samples.js';
+
+export interface ForkServerSpec {
+  template: string;
+  executable: string;
+  preload: string[];
+  pool: number;
+  /** key/value settings for zb_config_set (see packages/native/src/config.c). */
+  settings: Array<[string, string | number]>;
+}
+
+export interface ExitInfo {
+  /** The raw wait(2) status. */
+  status: number;
+  oomKilled: boolean;
+}
+
+/** A forked, fully isolated sandbox parked in the server's pool; the fds are ours until released. */
+export interface ReadySandbox {
+  id: number;
+  pid: number;
+  slot: number;
+  requestFd: number;
+  stdoutFd: number;
+  stderrFd: number;
+  pidfd: number;
+  /** Settles when the sandbox's pid 1 has been reaped; rejects with FORKSERVER_DIED or SANDBOX_CLOSED. */
+  exit: Promise<ExitInfo>;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // a sandbox nobody awaits may still be rejected at shutdown
+  return { promise, resolve, reject };
+}
+
+const START_TIMEOUT_MS = 20_000;
+const MAX_CONSECUTIVE_FAILURES = 3;
+
+export class ForkServer {
+  readonly template: string;
+  #spec: ForkServerSpec;
+  #process: ChildProcess | undefined;
+  #controlFd = -1;
+  #watcher: Watcher | undefined;
+  #hello: Deferred<Message> | undefined;
+  #ready: ReadySandbox[] = [];
+  #waiters: Array<Deferred<ReadySandbox>> = [];
+  #exits = new Map<number, Deferred<ExitInfo>>();
+  #pendingForks: number[] = []; // when each outstanding FORK was asked for
+  #consecutiveFailures = 0;
+  #closed = false;
+  #restarting: Promise<void> | undefined;
+  #stderrTail = '';
+  #features = 0;
+  forks = 0;
+  readonly forkMs = new Samples(2048);
+
+  constructor(spec: ForkServerSpec) {
+    this.template = spec.template;
+    this.#spec = spec;
+  }
+
+  get features(): number {
+    return this.#features;
+  }
+
+  get readyCount(): number {
+    return this.#ready.length;
+  }
+
+  /** Host pids of the parked sandboxes (for memory measurements). */
+  get readyPids(): number[] {
+    return this.#ready.map((s) => s.pid);
+  }
+
+  get serverPid(): number | undefined {
+    return this.#process?.pid;
+  }
+
+  async start(): Promise<void> {
+    const binding = native();
+    const [ours, theirs] = binding.channelPair();
+    this.#controlFd = ours;
+    this.#hello = deferred<Message>();
+    const config = JSON.stringify({ settings: this.#spec.settings.map(([k, v]) => [k, String(v)]), preload: this.#spec.preload });
+    let child: ChildProcess;
+    try {
+      // A clean environment: the server's memory is every sandbox's memory, so nothing of ours may be in it.
+      child = spawn(this.#spec.executable, ['-s', join(runtimesDir, 'python', 'zygote.py'), libPath, config], {
+        env: { ...BASE_ENV },
+        cwd: '/',
+        stdio: ['ignore', 'ignore', 'pipe', theirs],
+        detached: true, // its own session: no terminal, and a Ctrl-C meant for us is not its business
+      });
+    } finally {
+      binding.close(theirs);
+    }
+    this.#process = child;
+    this.#stderrTail = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
+      this.#stderrTail = (this.#stderrTail + chunk).slice(-4096);
+    });
+    child.on('error', (error) => this.#hello?.reject(error));
+    child.on('exit', (code, signal) => this.#onServerExit(child, code, signal));
+    this.#watcher = new binding.Watcher(ours, (message) => this.#onMessage(message === false ? false : message.data, message === false ? [] : message.fds));
+    const timer = setTimeout(() => this.#hello?.reject(new Error(`no HELLO within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+    try {
+      const hello = await this.#hello.promise;
+      this.#features = hello.b;
+    } catch (cause) {
+      this.#teardownChannel();
+      child.kill('SIGKILL');
+      const detail = this.#stderrTail.trim() || String((cause as Error).message ?? cause);
+      throw new ZerobootError(
+        /namespace|unshare|clone|EPERM|Operation not permitted/i.test(detail) ? 'KERNEL_FEATURE_MISSING' : 'FORKSERVER_DIED',
+        `The ${this.template} fork-server did not start: ${detail}. Run \`zeroboot doctor\` to check the kernel features it needs.`,
+        { cause },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    this.#requestForks();
+  }
+
+  /** A ready sandbox: from the pool when one is parked, otherwise forked on demand. */
+  acquire(): Promise<ReadySandbox> {
+    if (this.#closed) return Promise.reject(closedError());
+    const sandbox = this.#ready.shift();
+    if (sandbox) {
+      // Refill when the run is done (release), not now: forking competes for the CPUs with the run it
+      // would delay. Only an empty pool refills at once.
+      if (this.#ready.length === 0) this.#requestForks();
+      return Promise.resolve(sandbox);
+    }
+    const waiter = deferred<ReadySandbox>();
+    this.#waiters.push(waiter);
+    this.#requestForks();
+    return waiter.promise;
+  }
+
+  /** Closes our ends of a sandbox's channels; the sandbox itself exits (or already has). */
+  release(sandbox: ReadySandbox): void {
+    const binding = native();
+    binding.close(sandbox.requestFd);
+    binding.close(sandbox.pidfd);
+    this.#requestForks();
+  }
+
+  /** For a sandbox that will not run: closes every fd we hold of it, so it exits. */
+  discard(sandbox: ReadySandbox): void {
+    native().close(sandbox.stdoutFd);
+    native().close(sandbox.stderrFd);
+    this.release(sandbox);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(closedError());
+    const child = this.#process;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      try {
+        native().send(this.#controlFd, encodeControl(MessageType.SHUTDOWN));
+      } catch {
+        child.kill('SIGKILL');
+      }
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    }
+    this.#failInFlight(closedError());
+    this.#teardownChannel();
+  }
+
+  #requestForks(): void {
+    if (this.#closed || this.#restarting || this.#controlFd < 0) return;
+    // After repeated setup failures, fork only for runs that are waiting, not to refill the pool.
+    const target = (this.#consecutiveFailures >= MAX_CONSECUTIVE_FAILURES ? 0 : this.#spec.pool) + this.#waiters.length;
+    const missing = target - this.#ready.length - this.#pendingForks.length;
+    if (missing <= 0) return;
+    try {
+      native().send(this.#controlFd, encodeControl(MessageType.FORK, missing));
+    } catch {
+      return; // the server is gone; its exit handler restarts it
+    }
+    const now = performance.now();
+    for (let i = 0; i < missing; i++) this.#pendingForks.push(now);
+  }
+
+  #onMessage(data: Buffer | false, fds: number[]): void {
+    if (data === false) return; // EOF: the exit handler does the rest
+    const message = decodeMessage(data);
+    if (!message) {
+      for (const fd of fds) native().close(fd);
+      return;
+    }
+    switch (message.type) {
+      case MessageType.HELLO:
+        this.#hello?.resolve(message);
+        break;
+      case MessageType.READY:
+        this.#onReady(message, fds);
+        break;
+      case MessageType.SPAWN_FAILED:
+        this.#onSpawnFailed(message);
+        break;
+      case MessageType.EXIT:
+        this.#onExit(message);
+        break;
+      default:
+        for (const fd of fds) native().close(fd);
+    }
+  }
+
+  #onReady(message: Message, fds: number[]): void {
+    const asked = this.#pendingForks.shift();
+    if (asked !== undefined) this.forkMs.add(performance.now() - asked);
+    this.forks++;
+    this.#consecutiveFailures = 0;
+    const [requestFd, stdoutFd, stderrFd, pidfd] = fds as [number, number, number, number];
+    const exit = deferred<ExitInfo>();
+    this.#exits.set(message.id, exit);
+    const sandbox: ReadySandbox = { id: message.id, pid: message.a, slot: message.b, requestFd, stdoutFd, stderrFd, pidfd, exit: exit.promise };
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter.resolve(sandbox);
+    else this.#ready.push(sandbox);
+  }
+
+  #onSpawnFailed(message: Message): void {
+    this.#pendingForks.shift();
+    this.#consecutiveFailures++;
+    const step = stepName(message.a);
+    const error = new ZerobootError(
+      message.b === 1 /* EPERM */ && (step === 'clone' || step === 'mount-proc') ? 'KERNEL_FEATURE_MISSING' : 'SANDBOX_SETUP_FAILED',
+      `A ${this.template} sandbox failed to set up at step '${step}': ${message.text}. Run \`zeroboot doctor\` to check the kernel features sandboxes need.`,
+      { step, errno: message.b },
+    );
+    this.#waiters.shift()?.reject(error);
+    this.#requestForks();
+  }
+
+  #onExit(message: Message): void {
+    const index = this.#ready.findIndex((s) => s.id === message.id);
+    if (index >= 0) {
+      // A parked sandbox died before use (killed from outside): forget it and refill.
+      this.discard(this.#ready.splice(index, 1)[0]!);
+    }
+    const exit = this.#exits.get(message.id);
+    this.#exits.delete(message.id);
+    exit?.resolve({ status: message.a, oomKilled: (message.b & ExitFlag.OOM_KILLED) !== 0 });
+  }
+
+  #failInFlight(error: ZerobootError): void {
+    for (const exit of this.#exits.values()) exit.reject(error);
+    this.#exits.clear();
+    this.#pendingForks = [];
+    for (const sandbox of this.#ready.splice(0)) this.discard(sandbox);
+  }
+
+  #teardownChannel(): void {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    if (this.#controlFd >= 0) native().close(this.#controlFd);
+    this.#controlFd = -1;
+  }
+
+  #onServerExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child !== this.#process) return;
+    this.#hello?.reject(new Error(`exited with ${signal ?? `code ${code}`}`));
+    if (this.#closed) return;
+    // Its sandboxes died with it (PR_SET_PDEATHSIG): runs in flight settle now, later runs get a new server.
+    this.#failInFlight(new ZerobootError('FORKSERVER_DIED', `The ${this.template} fork-server died (${signal ?? `exit code ${code}`}) during the run; it is being restarted and later runs will work. ${this.#stderrTail.trim()}`.trim()));
+    this.#teardownChannel();
+    this.#restarting = this.start()
+      .catch((error: unknown) => {
+        for (const waiter of this.#waiters.splice(0)) waiter.reject(error as Error);
+      })
+      .finally(() => {
+        this.#restarting = undefined;
+        this.#requestForks();
+      });
+  }
+
+  featureList(): string[] {
+    const names: string[] = [];
+    for (const [name, bit] of Object.entries(Feature)) if (this.#features & bit) names.push(name.toLowerCase());
+    return names;
+  }
+}
+
+function closedError(): ZerobootError {
+  return new ZerobootError('SANDBOX_CLOSED', 'This Zeroboot instance is closed: start a new one with Zeroboot.start().');
+}

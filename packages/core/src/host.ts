@@ -1,0 +1,163 @@
+// What the SDK prepares on the host before any fork-server starts: a private state directory with the
+// sandbox's /etc, and the facts about each runtime (where its install lives, so it can be bound read-only).
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { ZerobootError } from './errors.js';
+
+/** Host directories every sandbox sees, read-only, at the same path. Missing ones are skipped. */
+export const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
+
+/** The clean environment of every fork-server, and so the base of every sandbox's environment. */
+export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
+  PATH: '/usr/local/bin:/usr/bin:/bin',
+  HOME: '/workspace',
+  LANG: 'C.UTF-8',
+  USER: 'sandbox',
+  LOGNAME: 'sandbox',
+});
+
+/**
+ * Host /etc entries a sandbox may read: what the dynamic linker, locales, time zones, TLS roots and the
+ * usual command-line tools look for. Copied, never bound, so that nothing else of the host's /etc
+ * (shadow, users, keys, configuration with secrets) is reachable.
+ */
+const ETC_ALLOWED = [
+  'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'localtime', 'timezone', 'mime.types', 'protocols', 'services',
+  'os-release', 'debian_version', 'alternatives', 'ssl', 'ca-certificates', 'ca-certificates.conf', 'magic',
+  'magic.mime', 'locale.alias', 'inputrc', 'bash.bashrc', 'profile', 'environment', 'shells',
+];
+
+export interface StateDir {
+  path: string;
+  etcDir: string;
+  remove(): void;
+}
+
+export function createStateDir(): StateDir {
+  const parent = existsSync('/run') && process.getuid?.() === 0 ? '/run/zeroboot' : join(process.env.TMPDIR ?? '/tmp', 'zeroboot');
+  mkdirSync(parent, { recursive: true, mode: 0o755 });
+  sweepStale(parent);
+  const path = mkdtempSync(join(parent, `${process.pid}-`));
+  const etcDir = join(path, 'etc');
+  mkdirSync(etcDir, { mode: 0o755 });
+  writeEtc(etcDir);
+  return {
+    path,
+    etcDir,
+    remove: () => rmSync(path, { recursive: true, force: true }),
+  };
+}
+
+function writeEtc(etcDir: string): void {
+  const files: Record<string, string> = {
+    passwd: 'root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:1000:1000:sandbox:/workspace:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+    group: 'root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n',
+    hosts: '127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\tsandbox\n',
+    hostname: 'sandbox\n',
+    'nsswitch.conf': 'passwd: files\ngroup: files\nshadow: files\nhosts: files\nnetworks: files\nprotocols: files\nservices: files\n',
+    'resolv.conf': '# no network in a zeroboot sandbox\n',
+  };
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(etcDir, name), content, { mode: 0o644 });
+  for (const name of ETC_ALLOWED) {
+    const source = join('/etc', name);
+    try {
+      cpSync(source, join(etcDir, name), { recursive: true, verbatimSymlinks: true, dereference: false, errorOnExist: false });
+    } catch {
+      // absent or unreadable on this host: programs do without it
+    }
+  }
+}
+
+/** State directories of SDK processes that died without cleaning up (SIGKILL): remove them. */
+function sweepStale(parent: string): void {
+  for (const entry of safeReaddir(parent)) {
+    const pid = Number.parseInt(entry.split('-')[0] ?? '', 10);
+    if (Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) {
+      rmSync(join(parent, entry), { recursive: true, force: true });
+    }
+  }
+  sweepStaleCgroups();
+}
+
+/** Empty cgroup slots left by fork-servers of dead SDK processes (zeroboot-<sdkpid>-<template>-<pid>). */
+function sweepStaleCgroups(): void {
+  let own: string[];
+  try {
+    own = readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+  } catch {
+    return;
+  }
+  for (const line of own) {
+    const [, controllers, path] = line.split(':');
+    if (path === undefined) continue;
+    const roots = controllers === '' ? ['/sys/fs/cgroup', '/sys/fs/cgroup/unified'] : controllers!.split(',').filter((c) => c === 'memory' || c === 'pids').map((c) => `/sys/fs/cgroup/${c}`);
+    for (const root of roots) {
+      const dir = join(root, path);
+      for (const entry of safeReaddir(dir)) {
+        const match = /^zeroboot-(\d+)-/.exec(entry);
+        if (!match || processAlive(Number(match[1]))) continue;
+        const stale = join(dir, entry);
+        for (const slot of safeReaddir(stale)) if (/^s\d+$/.test(slot)) rmdirQuiet(join(stale, slot));
+        rmdirQuiet(stale);
+      }
+    }
+  }
+}
+
+function rmdirQuiet(path: string): void {
+  try {
+    rmSync(path, { recursive: false, force: true });
+  } catch {
+    // cgroup directories only go with rmdir(2); rmSync falls back to it, and a busy one stays
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface PythonInstall {
+  executable: string;
+  version: string;
+  /** Install prefixes outside the system paths (e.g. a pyenv tree) that sandboxes need read-only. */
+  extraPaths: string[];
+}
+
+const pythonCache = new Map<string, PythonInstall>();
+
+/** Resolves `python3` (through shims such as pyenv's) to the real interpreter and its install prefixes. */
+export function findPython(command = 'python3'): PythonInstall {
+  const cached = pythonCache.get(command);
+  if (cached) return cached;
+  let output: string;
+  try {
+    output = execFileSync(command, ['-c', 'import sys, json; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix, "%d.%d.%d" % sys.version_info[:3]]))'], {
+      encoding: 'utf8',
+      timeout: 15_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (cause) {
+    throw new ZerobootError('UNKNOWN_RUNTIME', `No Python interpreter found as \`${command}\`: install python3 (apt-get install python3) or set \`templates.python.executable\`.`, { cause });
+  }
+  const [executable, ...prefixes] = JSON.parse(output.trim()) as string[];
+  const version = prefixes.pop()!;
+  const extraPaths = [...new Set(prefixes)].filter((p) => !SYSTEM_PATHS.some((s) => p === s || p.startsWith(`${s}/`)));
+  const install = { executable: executable!, version, extraPaths };
+  pythonCache.set(command, install);
+  return install;
+}

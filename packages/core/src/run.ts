@@ -1,0 +1,212 @@
+// One run in one sandbox: send the request, stream the output, enforce the deadline and the output cap,
+// and turn the exit into a RunResult. The fds come from the fork-server; Node does the I/O.
+import { constants } from 'node:os';
+
+import { ZerobootError } from './errors.js';
+import type { ExitInfo, ForkServer, ReadySandbox } from './fork-server.js';
+import { MessageType, REQUEST_INLINE_MAX, decodeMessage, memfdRequestHeader, stepName, type Message } from './native-protocol.js';
+import { WATCH_CHANNEL, WATCH_STREAM, type ReceivedMessage, type Watcher } from './native.js';
+import { native } from './native.js';
+
+/** How a run ended: a closed set. */
+export type RunOutcome = 'exited' | 'signaled' | 'timed-out' | 'out-of-memory' | 'seccomp-violation';
+
+export interface RunResult {
+  /** UTF-8 decoded; invalid bytes replaced, never thrown on. */
+  stdout: string;
+  stderr: string;
+  /** null when killed by a signal. */
+  exitCode: number | null;
+  /** e.g. 'SIGKILL'; null when the code exited. */
+  signal: string | null;
+  timedOut: boolean;
+  /** Output hit `maxOutputBytes` on at least one stream; the rest was dropped. */
+  truncated: boolean;
+  /** From acquiring the sandbox to its exit. */
+  durationMs: number;
+  /** Why it ended. `out-of-memory`: the memory limit's OOM killer; `seccomp-violation`: SIGSYS from the filter. */
+  outcome: RunOutcome;
+}
+
+export interface RunSettings {
+  timeoutMs: number;
+  maxOutputBytes: number;
+  onStdout?: ((chunk: string) => void) | undefined;
+  onStderr?: ((chunk: string) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+const signalNames = new Map<number, string>(Object.entries(constants.signals).map(([name, number]) => [number, name]));
+
+class Output {
+  readonly #decoder = new TextDecoder('utf-8');
+  readonly #parts: string[] = [];
+  readonly #limit: number;
+  readonly #onChunk: ((chunk: string) => void) | undefined;
+  #bytes = 0;
+  truncated = false;
+  callbackError: unknown;
+
+  constructor(limit: number, onChunk: ((chunk: string) => void) | undefined) {
+    this.#limit = limit;
+    this.#onChunk = onChunk;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#bytes >= this.#limit) {
+      if (chunk.length > 0) this.truncated = true;
+      return; // keep draining so the writer is never blocked, but keep nothing
+    }
+    let piece = chunk;
+    if (this.#bytes + chunk.length > this.#limit) {
+      piece = chunk.subarray(0, this.#limit - this.#bytes);
+      this.truncated = true;
+    }
+    this.#bytes += piece.length;
+    this.#emit(this.#decoder.decode(piece, { stream: true }));
+  }
+
+  finish(): string {
+    this.#emit(this.#decoder.decode());
+    return this.#parts.join('');
+  }
+
+  #emit(text: string): void {
+    if (text === '') return;
+    this.#parts.push(text);
+    if (this.#onChunk && this.callbackError === undefined) {
+      try {
+        this.#onChunk(text);
+      } catch (error) {
+        this.callbackError = error;
+      }
+    }
+  }
+}
+
+/** Reads a pipe to its end; the watcher owns the fd from here on and closes it. */
+function drain(fd: number, output: Output, watchers: Watcher[]): Promise<void> {
+  return new Promise((resolve) => {
+    watchers.push(
+      new (native().Watcher)(fd, (chunk) => {
+        if (chunk === false) resolve();
+        else output.push(chunk as unknown as Buffer);
+      }, WATCH_STREAM),
+    );
+  });
+}
+
+function sendRequest(sandbox: ReadySandbox, request: Buffer): void {
+  const binding = native();
+  if (request.length <= REQUEST_INLINE_MAX) {
+    binding.send(sandbox.requestFd, request);
+    return;
+  }
+  const memfd = binding.memfd(request);
+  try {
+    binding.send(sandbox.requestFd, memfdRequestHeader(request), [memfd]);
+  } finally {
+    binding.close(memfd);
+  }
+}
+
+function runFailure(message: Message): ZerobootError {
+  const step = stepName(message.a);
+  const full = message.b === 28 /* ENOSPC */ || message.b === 122; /* EDQUOT */
+  return new ZerobootError(
+    full ? 'DISK_QUOTA_EXCEEDED' : 'SANDBOX_SETUP_FAILED',
+    full
+      ? `The run's files or stdin do not fit in the sandbox's disk (limits.diskMb): ${message.text}. Write less, or raise limits.diskMb.`
+      : `The run could not start (step '${step}'): ${message.text}.`,
+    { step, errno: message.b },
+  );
+}
+
+function toResult(exit: ExitInfo, timedOut: boolean): Pick<RunResult, 'exitCode' | 'signal' | 'outcome'> {
+  const termSignal = exit.status & 0x7f;
+  if (termSignal === 0) return { exitCode: (exit.status >> 8) & 0xff, signal: null, outcome: 'exited' };
+  const signal = signalNames.get(termSignal) ?? `SIG${termSignal}`;
+  let outcome: RunOutcome = 'signaled';
+  if (timedOut) outcome = 'timed-out';
+  else if (exit.oomKilled) outcome = 'out-of-memory';
+  else if (signal === 'SIGSYS') outcome = 'seccomp-violation';
+  return { exitCode: null, signal, outcome };
+}
+
+export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, request: Buffer, settings: RunSettings, acquiredAt: number): Promise<RunResult> {
+  const stdout = new Output(settings.maxOutputBytes, settings.onStdout);
+  const stderr = new Output(settings.maxOutputBytes, settings.onStderr);
+  const watchers: Watcher[] = [];
+  const outputs = Promise.all([drain(sandbox.stdoutFd, stdout, watchers), drain(sandbox.stderrFd, stderr, watchers)]);
+  let timedOut = false;
+  let aborted = false;
+  const kill = () => {
+    try {
+      native().pidfdSignal(sandbox.pidfd, constants.signals.SIGKILL);
+    } catch {
+      // already gone
+    }
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    kill();
+  }, settings.timeoutMs);
+  const onAbort = () => {
+    aborted = true;
+    kill();
+  };
+  settings.signal?.addEventListener('abort', onAbort, { once: true });
+  // The runtime reports its exit status itself once it has closed its output (RUN_EXITED), which ends
+  // the run without waiting for the kernel to tear the sandbox down; a run killed by a signal never
+  // reports, and the fork-server's EXIT tells.
+  let failure: ZerobootError | undefined;
+  const reported = new Promise<ExitInfo>((resolve) => {
+    const onMessage = (received: ReceivedMessage | false) => {
+      if (received === false) return;
+      for (const fd of received.fds) native().close(fd);
+      const message = decodeMessage(received.data);
+      if (message?.type === MessageType.RUN_EXITED) resolve({ status: (message.a & 0xff) << 8, oomKilled: false });
+      else if (message?.type === MessageType.RUN_FAILED) failure ??= runFailure(message);
+    };
+    watchers.push(new (native().Watcher)(sandbox.requestFd, onMessage, WATCH_CHANNEL));
+  });
+  try {
+    try {
+      sendRequest(sandbox, request);
+    } catch (error) {
+      kill();
+      throw error;
+    }
+    // pid 1's exit takes the whole pid namespace down, so every writer of the pipes is gone with it.
+    const [exit] = await Promise.all([Promise.race([reported, sandbox.exit]), outputs]);
+    const durationMs = performance.now() - acquiredAt;
+    kill(); // pid 1 is on its way out; make sure, whatever the code claimed
+    if (aborted) throw new ZerobootError('ABORTED', 'The run was aborted through its AbortSignal; its processes were killed.', { cause: settings.signal?.reason });
+    const status = toResult(exit, timedOut);
+    if (status.exitCode === 127 && !timedOut) {
+      const late = native().receive(sandbox.requestFd);
+      if (late) {
+        for (const fd of late.fds) native().close(fd);
+        const message = decodeMessage(late.data);
+        if (message?.type === MessageType.RUN_FAILED) failure ??= runFailure(message);
+      }
+      if (failure) throw failure;
+    }
+    const callbackError = stdout.callbackError ?? stderr.callbackError;
+    const result: RunResult = {
+      stdout: stdout.finish(),
+      stderr: stderr.finish(),
+      ...status,
+      timedOut,
+      truncated: stdout.truncated || stderr.truncated,
+      durationMs,
+    };
+    if (callbackError !== undefined) throw new ZerobootError('INVALID_ARGUMENT', 'An onStdout/onStderr callback threw; the run itself completed.', { cause: callbackError });
+    return result;
+  } finally {
+    for (const watcher of watchers) watcher.close();
+    clearTimeout(timer);
+    settings.signal?.removeEventListener('abort', onAbort);
+    server.release(sandbox);
+  }
+}

@@ -1,0 +1,194 @@
+import PQueue from 'p-queue';
+
+import { ZerobootError, invalidArgument } from './errors.js';
+import { ForkServer } from './fork-server.js';
+import { createStateDir, findPython, SYSTEM_PATHS, type StateDir } from './host.js';
+import { encodeRequest } from './native-protocol.js';
+import { native } from './native.js';
+import { parseOrThrow, runOptionsSchema, startSchema, type Limits, type ResolvedStartOptions, type RunOptions, type RuntimeKind, type StartOptions } from './options.js';
+import { runInSandbox, type RunResult } from './run.js';
+
+export interface TemplateStats {
+  /** Sandboxes forked, isolated and parked, waiting for a run. */
+  ready: number;
+  /** Sandboxes this template's fork-server has handed over since start. */
+  forks: number;
+  /** From asking the fork-server for a sandbox to having it ready (recent forks). */
+  p50ForkMs: number;
+  p99ForkMs: number;
+}
+
+export interface ZerobootStats {
+  templates: Record<string, TemplateStats>;
+  /** Runs in flight. */
+  sandboxes: number;
+}
+
+interface Template {
+  name: string;
+  runtime: RuntimeKind;
+  server: ForkServer;
+  queue: PQueue;
+}
+
+const DEFAULT_POOL: Record<RuntimeKind, number> = { python: 8 };
+/** Each instance gets its own band of host uids, so that two SDKs never share one (see userns.c). */
+let instanceCounter = 0;
+
+/**
+ * The zeroboot SDK: warm templates, isolated runs in well under a millisecond.
+ *
+ * ```ts
+ * await using zb = await Zeroboot.start();
+ * const r = await zb.run('python', 'print(1 + 1)'); // r.stdout === '2\n'
+ * ```
+ */
+export class Zeroboot {
+  readonly #options: ResolvedStartOptions;
+  readonly #templates = new Map<string, Template>();
+  readonly #state: StateDir;
+  #inFlight = 0;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  private constructor(options: ResolvedStartOptions, state: StateDir) {
+    this.#options = options;
+    this.#state = state;
+  }
+
+  /** Starts a fork-server per template and fills its pool. Default templates: every runtime found on the machine. */
+  static async start(options: StartOptions = {}): Promise<Zeroboot> {
+    const resolved = parseOrThrow(startSchema, options, 'options');
+    native(); // UNSUPPORTED_PLATFORM / a missing build, before anything is created
+    if (process.getuid?.() !== 0) {
+      throw new ZerobootError('KERNEL_FEATURE_MISSING', 'zeroboot needs to run as root for now: rootless mode (unprivileged user namespaces) is not built yet. Run the SDK as root, e.g. in a container or VM.');
+    }
+    const templates = resolved.templates ?? { python: { preload: [], concurrency: 64 } };
+    const state = createStateDir();
+    const zb = new Zeroboot(resolved, state);
+    const instance = (process.pid % 1024) * 64 + (instanceCounter++ % 64);
+    try {
+      let index = 0;
+      for (const [name, spec] of Object.entries(templates)) {
+        const runtime = spec.runtime ?? (name === 'python' ? 'python' : undefined);
+        if (!runtime) throw invalidArgument(`options.templates.${name}.runtime`, `one of 'python' (the template's name is not a runtime)`, spec.runtime);
+        const python = findPython(spec.executable ?? 'python3');
+        const limits = resolved.limits;
+        const server = new ForkServer({
+          template: name,
+          executable: python.executable,
+          preload: spec.preload,
+          pool: spec.pool ?? DEFAULT_POOL[runtime],
+          settings: [
+            ['state_dir', state.path],
+            ['etc_dir', state.etcDir],
+            ...[...SYSTEM_PATHS, ...python.extraPaths].map((p): [string, string] => ['ro_path', p]),
+            ['template', name],
+            ['uid_base', 1_000_000 + (instance * 8 + index) * 4096],
+            ['memory_mb', limits.memoryMb],
+            ['max_processes', limits.maxProcesses],
+            ['disk_mb', limits.diskMb],
+            ['sdk_pid', process.pid],
+            ['control_fd', 3],
+          ],
+        });
+        zb.#templates.set(name, { name, runtime, server, queue: new PQueue({ concurrency: spec.concurrency }) });
+        index++;
+      }
+      await Promise.all([...zb.#templates.values()].map((t) => t.server.start()));
+    } catch (error) {
+      await zb.close();
+      throw error;
+    }
+    return zb;
+  }
+
+  /** The defaults every run gets. */
+  get limits(): Readonly<Limits> {
+    return this.#options.limits;
+  }
+
+  /** Runs `code` in a fresh sandbox forked from the template's warm fork-server, then discards the sandbox. */
+  async run(runtime: string, code: string, options: RunOptions = {}): Promise<RunResult> {
+    if (this.#closed) throw closedError();
+    if (typeof runtime !== 'string') throw invalidArgument('runtime', 'a template name such as "python"', runtime);
+    if (typeof code !== 'string') throw invalidArgument('code', 'a string of source code', code);
+    const opts = parseOrThrow(runOptionsSchema, options, 'options');
+    const template = this.#templates.get(runtime);
+    if (!template) {
+      throw new ZerobootError('UNKNOWN_RUNTIME', `No template named "${runtime}": this instance has ${[...this.#templates.keys()].map((n) => `"${n}"`).join(', ')}. Add it to Zeroboot.start({ templates }).`);
+    }
+    const timeoutMs = opts.timeoutMs ?? this.#options.limits.timeoutMs;
+    if (timeoutMs > this.#options.maxLimits.timeoutMs) {
+      throw invalidArgument('options.timeoutMs', `at most maxLimits.timeoutMs (${this.#options.maxLimits.timeoutMs})`, timeoutMs);
+    }
+    const signal = opts.signal;
+    if (signal?.aborted) throw abortedError(signal);
+    const request = encodeRequest({ code, env: opts.env, stdin: opts.stdin, files: opts.files });
+    const settings = { timeoutMs, maxOutputBytes: this.#options.limits.maxOutputBytes, onStdout: opts.onStdout, onStderr: opts.onStderr, signal };
+    const task = async () => {
+      if (signal?.aborted) throw abortedError(signal);
+      this.#inFlight++;
+      try {
+        const acquiredAt = performance.now();
+        const sandbox = await template.server.acquire();
+        if (signal?.aborted) {
+          template.server.discard(sandbox);
+          throw abortedError(signal);
+        }
+        return await runInSandbox(template.server, sandbox, request, settings, acquiredAt);
+      } finally {
+        this.#inFlight--;
+      }
+    };
+    if (!signal) return template.queue.add(task) as Promise<RunResult>;
+    // p-queue drops a task whose signal aborts while it waits; once running, the task kills its sandbox
+    // and rejects with ABORTED itself, so the queue's own rejection is only the queued case.
+    const running = template.queue.add(task, { signal }) as Promise<RunResult>;
+    return running.catch((error: unknown) => {
+      if (ZerobootError.isInstance(error)) throw error;
+      if (signal.aborted) throw abortedError(signal);
+      throw error;
+    });
+  }
+
+  stats(): ZerobootStats {
+    const templates: Record<string, TemplateStats> = {};
+    for (const t of this.#templates.values()) {
+      templates[t.name] = {
+        ready: t.server.readyCount,
+        forks: t.server.forks,
+        p50ForkMs: t.server.forkMs.percentile(50),
+        p99ForkMs: t.server.forkMs.percentile(99),
+      };
+    }
+    return { templates, sandboxes: this.#inFlight };
+  }
+
+  /** Internal view for the benchmark and doctor: the fork-server of a template. */
+  forkServer(template: string): ForkServer | undefined {
+    return this.#templates.get(template)?.server;
+  }
+
+  /** Ends every fork-server and sandbox; no process is left behind. Runs in flight reject with SANDBOX_CLOSED. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      await Promise.all([...this.#templates.values()].map((t) => t.server.close()));
+      this.#state.remove();
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function closedError(): ZerobootError {
+  return new ZerobootError('SANDBOX_CLOSED', 'This Zeroboot instance is closed: start a new one with Zeroboot.start().');
+}
+
+function abortedError(signal: AbortSignal): ZerobootError {
+  return new ZerobootError('ABORTED', 'The run was aborted through its AbortSignal before it finished.', { cause: signal.reason });
+}

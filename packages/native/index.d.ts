@@ -1,0 +1,8 @@
+/** Absolute path of the Node-API addon, `build/Release/zeroboot_native.node`. */
+export declare const addonPath: string;
+/** Absolute path of the C library for ctypes, `build/Release/libzeroboot.so`. */
+export declare const libPath: string;
+/** Absolute path of the runtime sources, `packages/native/runtimes`. */
+export declare const runtimesDir: string;
+/** Loads the addon; the caller states its shape (core types the raw binding in one place). */
+export declare function loadAddon<Binding = unknown>(): Binding;

@@ -1,0 +1,12 @@
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+const release = join(import.meta.dirname, 'build', 'Release');
+
+export const addonPath = join(release, 'zeroboot_native.node');
+export const libPath = join(release, 'libzeroboot.so');
+export const runtimesDir = join(import.meta.dirname, 'runtimes');
+
+export function loadAddon() {
+  return createRequire(import.meta.url)(addonPath);
+}

@@ -1,0 +1,32 @@
+/* Capabilities: the sandbox ends with none, in every set, and cannot regain any: the bounding set is
+ * emptied (so not even a file capability could add one back; no_new_privs forbids that too), the ambient
+ * set cleared, and permitted/effective/inheritable zeroed. Raw syscalls, no libcap. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/capability.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int zb_caps_drop_all(zb_error *err) {
+  /* CAP_LAST_CAP of the headers may be older than the kernel: walk until the kernel says EINVAL. */
+  for (int cap = 0; cap < 64; cap++) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+      if (errno == EINVAL)
+        break;
+      return zb_fail(err, ZB_STEP_CAPABILITIES, errno, "drop capability %d from the bounding set", cap);
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+    return zb_fail(err, ZB_STEP_CAPABILITIES, errno, "clear ambient capabilities");
+  struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct data[2] = {{0}};
+  if (syscall(SYS_capset, &header, data) < 0)
+    return zb_fail(err, ZB_STEP_CAPABILITIES, errno, "capset");
+  if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+    return zb_fail(err, ZB_STEP_CAPABILITIES, errno, "PR_SET_KEEPCAPS");
+  return 0;
+}

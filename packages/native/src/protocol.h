@@ -1,0 +1,88 @@
+/* The fork-server's wire protocol, version 1. core/src/native-protocol.ts is the TypeScript twin of this
+ * file; change both together and bump ZB_PROTOCOL_VERSION when a layout changes.
+ *
+ * Two channels, both AF_UNIX SOCK_SEQPACKET so that every message keeps its boundaries and can carry fds:
+ *
+ *  control (SDK <-> fork-server, the fork-server's fd 3)
+ *    SDK -> server: FORK {a = how many}, SHUTDOWN
+ *    server -> SDK: HELLO {a = version, b = feature bits, text = how limits are enforced},
+ *                   READY {id, a = host pid, b = slot} + 4 fds [request socket, stdout, stderr, pidfd],
+ *                   SPAWN_FAILED {id, a = zb_step, b = errno, text},
+ *                   EXIT {id, a = wait status, b = exit flags}
+ *
+ *  request (SDK <-> one parked sandbox; the sandbox end is closed before user code runs)
+ *    SDK -> sandbox: one request message (zb_request_header + fields), or a header alone with
+ *                    ZB_REQUEST_IN_MEMFD and the whole request in a memfd passed as one fd
+ *    sandbox -> SDK: RUN_FAILED {a = zb_step, b = errno, text} when the run could not start
+ *                    RUN_EXITED {a = exit status} when the runtime is done, after closing its stdout and
+ *                    stderr: the run is over without waiting for the kernel to tear the sandbox down
+ *                    (~0.5 ms); the SDK then SIGKILLs pid 1 through its pidfd to make sure of it. User code
+ *                    can reach this socket too: all it could claim is its own exit status, which it
+ *                    chooses anyway.
+ *
+ * All integers are little-endian (x86_64/aarch64 hosts only). */
+#ifndef ZB_PROTOCOL_H
+#define ZB_PROTOCOL_H
+
+#include <stdint.h>
+
+#define ZB_PROTOCOL_VERSION 1u
+
+enum zb_message_type {
+  ZB_MSG_HELLO = 1,
+  ZB_MSG_FORK = 2,
+  ZB_MSG_READY = 3,
+  ZB_MSG_SPAWN_FAILED = 4,
+  ZB_MSG_EXIT = 5,
+  ZB_MSG_SHUTDOWN = 6,
+  ZB_MSG_RUN_FAILED = 7,
+  ZB_MSG_RUN_EXITED = 8,
+};
+
+/* Feature bits in HELLO.b */
+enum zb_feature {
+  ZB_FEATURE_CGROUP_V1 = 1u << 0,
+  ZB_FEATURE_CGROUP_V2 = 1u << 1,
+  ZB_FEATURE_RLIMIT_MEMORY = 1u << 2, /* no writable memory cgroup: RLIMIT_AS instead */
+  ZB_FEATURE_LANDLOCK_SCOPES = 1u << 3,
+  ZB_FEATURE_SECCOMP = 1u << 4,
+};
+
+/* Flags in EXIT.b */
+enum zb_exit_flag {
+  ZB_EXIT_OOM_KILLED = 1u << 0,
+};
+
+typedef struct zb_message {
+  uint16_t version; /* ZB_PROTOCOL_VERSION */
+  uint16_t type;    /* enum zb_message_type */
+  uint32_t id;      /* sandbox id, unique per fork-server */
+  int32_t a;
+  int32_t b;
+  char text[240];   /* NUL-terminated; may be shorter on the wire */
+} zb_message;
+
+#define ZB_MESSAGE_HEADER_SIZE 16u
+#define ZB_READY_FDS 4
+
+#define ZB_REQUEST_MAGIC 0x5152425au /* "ZBRQ" */
+#define ZB_REQUEST_IN_MEMFD 1u
+#define ZB_REQUEST_INLINE_MAX (128u * 1024u)
+
+typedef struct zb_request_header {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t flags;
+  uint32_t field_count;
+  uint32_t total_size; /* header + fields */
+} zb_request_header;
+
+/* Each field: uint32 type, uint32 size, then size bytes. */
+enum zb_field_type {
+  ZB_FIELD_CODE = 1,  /* the program text; handled by the runtime */
+  ZB_FIELD_ENV = 2,   /* "NAME=value"; handled by the runtime */
+  ZB_FIELD_STDIN = 3, /* bytes for fd 0; without it fd 0 is /dev/null */
+  ZB_FIELD_FILE = 4,  /* path NUL content; written before the code starts */
+};
+
+#endif

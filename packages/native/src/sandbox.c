@@ -1,0 +1,261 @@
+/* A sandbox's life inside the fork-server's child, from clone3() to the start of user code.
+ *
+ * zb_sandbox_setup() is the checklist, in privilege order: it starts with every capability of its new
+ * user namespace and ends with none, seccomp on and no way back. A failure at any step is written to the
+ * status pipe as {step, errno} and the child exits; the server turns that into SPAWN_FAILED. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "protocol.h"
+#include "zeroboot.h"
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+
+static int wait_for_go(zb_error *err) {
+  /* The server writes one byte once our uid/gid maps are written and we are in our cgroup. EOF means it
+   * died before that: PR_SET_PDEATHSIG was not armed yet when it did, so check here. */
+  char go = 0;
+  ssize_t n;
+  do
+    n = read(ZB_FD_GO, &go, 1);
+  while (n < 0 && errno == EINTR);
+  close(ZB_FD_GO);
+  if (n != 1)
+    return zb_fail(err, ZB_STEP_SYNC, n < 0 ? errno : EPIPE, "the fork-server went away during setup");
+  return 0;
+}
+
+static int reset_signals(zb_error *err) {
+  sigset_t none;
+  sigemptyset(&none);
+  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+    return zb_fail(err, ZB_STEP_SIGNALS, errno, "sigprocmask");
+  /* The runtime may have set its own handlers (CPython's SIGINT); the sandbox starts from defaults for the
+   * ones the server changed. SIGPIPE is ignored by the server. */
+  signal(SIGPIPE, SIG_DFL);
+  return 0;
+}
+
+static int stdio_to_null(zb_error *err) {
+  int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return zb_fail(err, ZB_STEP_STDIO, errno, "open /dev/null");
+  for (int i = 0; i < 3; i++)
+    if (dup2(fd, i) < 0)
+      return zb_fail(err, ZB_STEP_STDIO, errno, "dup2 /dev/null");
+  if (fd > 2)
+    close(fd);
+  return 0;
+}
+
+int zb_sandbox_setup(zb_error *err) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+    return zb_fail(err, ZB_STEP_SYNC, errno, "PR_SET_PDEATHSIG");
+  if (wait_for_go(err) < 0)
+    return -1;
+  if (reset_signals(err) < 0)
+    return -1;
+  if (zb_cgroups_join(err) < 0)
+    return -1;
+  if (zb_userns_become_sandbox_user(err) < 0)
+    return -1;
+  /* After joining the cgroup, so that the namespace's root is the sandbox's own cgroup. */
+  if (unshare(CLONE_NEWCGROUP) < 0)
+    return zb_fail(err, ZB_STEP_CGROUP_NAMESPACE, errno, "unshare(CLONE_NEWCGROUP)");
+  if (sethostname(zb_cfg.hostname, strlen(zb_cfg.hostname)) < 0)
+    return zb_fail(err, ZB_STEP_HOSTNAME, errno, "sethostname");
+  if (zb_rootfs_sandbox(err) < 0)
+    return -1;
+  if (zb_limits_apply(err) < 0)
+    return -1;
+  if (zb_landlock_apply(err) < 0)
+    return -1;
+  if (zb_caps_drop_all(err) < 0)
+    return -1;
+  if (zb_seccomp_apply(err) < 0)
+    return -1;
+  return stdio_to_null(err);
+}
+
+/* ---- the run request ---- */
+
+static uint8_t *request_buffer;
+static uint32_t request_size;
+
+static int receive(zb_error *err) {
+  static uint8_t inline_buffer[ZB_REQUEST_INLINE_MAX];
+  char control[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = {.iov_base = inline_buffer, .iov_len = sizeof inline_buffer};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+  ssize_t n;
+  do
+    n = recvmsg(ZB_FD_REQUEST, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n == 0)
+    _exit(0); /* the SDK let this parked sandbox go */
+  if (n < 0)
+    return zb_fail(err, ZB_STEP_REQUEST, errno, "receive the request");
+  if ((size_t)n < sizeof(zb_request_header))
+    return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request shorter than its header");
+  zb_request_header header;
+  memcpy(&header, inline_buffer, sizeof header);
+  if (header.magic != ZB_REQUEST_MAGIC || header.version != ZB_PROTOCOL_VERSION)
+    return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request of an unknown protocol");
+  if (!(header.flags & ZB_REQUEST_IN_MEMFD)) {
+    if (header.total_size != (uint32_t)n)
+      return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request size mismatch");
+    request_buffer = inline_buffer;
+    request_size = (uint32_t)n;
+    return 0;
+  }
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  if (cmsg == NULL || cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len != CMSG_LEN(sizeof(int)))
+    return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "large request without its memfd");
+  int memfd;
+  memcpy(&memfd, CMSG_DATA(cmsg), sizeof memfd);
+  struct stat st;
+  if (fstat(memfd, &st) < 0 || st.st_size != (off_t)header.total_size || st.st_size < (off_t)sizeof header)
+    return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request memfd size mismatch");
+  void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, memfd, 0);
+  close(memfd);
+  if (map == MAP_FAILED)
+    return zb_fail(err, ZB_STEP_REQUEST, errno, "map the request");
+  request_buffer = map;
+  request_size = (uint32_t)st.st_size;
+  return 0;
+}
+
+/* Walks the fields; calls visit for STDIN and FILE, the fields this layer handles. */
+static int each_field(int (*visit)(uint32_t type, const uint8_t *data, uint32_t size, zb_error *err),
+                      zb_error *err) {
+  uint32_t offset = sizeof(zb_request_header);
+  while (offset < request_size) {
+    uint32_t type, size;
+    if (request_size - offset < 8)
+      return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "truncated field header");
+    memcpy(&type, request_buffer + offset, 4);
+    memcpy(&size, request_buffer + offset + 4, 4);
+    offset += 8;
+    if (size > request_size - offset)
+      return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "field runs past the request");
+    if (visit(type, request_buffer + offset, size, err) < 0)
+      return -1;
+    offset += size;
+  }
+  return 0;
+}
+
+static int write_stdin(const uint8_t *data, uint32_t size, zb_error *err) {
+  /* A memfd rather than a pipe: any size, no writer to keep alive, and reads see EOF at the end. */
+  int fd = memfd_create("stdin", 0);
+  if (fd < 0)
+    return zb_fail(err, ZB_STEP_STDIN, errno, "memfd_create");
+  if (zb_write_all(fd, data, size) < 0 || lseek(fd, 0, SEEK_SET) < 0 || dup2(fd, 0) < 0) {
+    int saved = errno;
+    close(fd);
+    return zb_fail(err, ZB_STEP_STDIN, saved, "fill stdin");
+  }
+  close(fd);
+  return 0;
+}
+
+static int mkdir_parents(char *path) {
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    int rc = mkdir(path, 0755);
+    *p = '/';
+    if (rc < 0 && errno != EEXIST)
+      return -1;
+  }
+  return 0;
+}
+
+/* The sandbox writes its own files: whatever the path says, it can only land inside the sandbox. */
+static int write_file(const uint8_t *data, uint32_t size, zb_error *err) {
+  const uint8_t *nul = memchr(data, '\0', size);
+  if (nul == NULL || nul == data || (size_t)(nul - data) >= PATH_MAX - 16)
+    return zb_fail(err, ZB_STEP_FILES, EINVAL, "file field without a path");
+  char path[PATH_MAX];
+  if (data[0] == '/')
+    memcpy(path, data, (size_t)(nul - data) + 1);
+  else
+    snprintf(path, sizeof path, "/workspace/%s", (const char *)data);
+  if (mkdir_parents(path) < 0)
+    return zb_fail(err, ZB_STEP_FILES, errno, "create the directories of %s", path);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return zb_fail(err, ZB_STEP_FILES, errno, "open %s", path);
+  const uint8_t *content = nul + 1;
+  size_t length = size - (size_t)(content - data);
+  if (zb_write_all(fd, content, length) < 0) {
+    int saved = errno;
+    close(fd);
+    return zb_fail(err, ZB_STEP_FILES, saved, "write %s", path);
+  }
+  close(fd);
+  return 0;
+}
+
+static int visit(uint32_t type, const uint8_t *data, uint32_t size, zb_error *err) {
+  switch (type) {
+  case ZB_FIELD_STDIN:
+    return write_stdin(data, size, err);
+  case ZB_FIELD_FILE:
+    return write_file(data, size, err);
+  default:
+    return 0;
+  }
+}
+
+int zb_sandbox_wait(const uint8_t **request, uint32_t *size, zb_error *err) {
+  if (receive(err) < 0 || each_field(visit, err) < 0)
+    return -1;
+  if (dup2(ZB_FD_STDOUT, 1) < 0 || dup2(ZB_FD_STDERR, 2) < 0)
+    return zb_fail(err, ZB_STEP_STDIO, errno, "dup2 stdout/stderr");
+  /* From here user code runs with fds 0-2 and the request socket, kept for zb_sandbox_finish and
+   * close-on-exec so that no program the code starts inherits it. */
+  if (syscall(SYS_close_range, ZB_FD_REQUEST + 1, ~0U, 0) < 0) {
+    for (int fd = ZB_FD_REQUEST + 1; fd < ZB_FD_FIRST_FREE; fd++)
+      close(fd);
+  }
+  fcntl(ZB_FD_REQUEST, F_SETFD, FD_CLOEXEC);
+  *request = request_buffer;
+  *size = request_size;
+  return 0;
+}
+
+void zb_sandbox_fail(const zb_error *err) {
+  zb_message msg = {.version = ZB_PROTOCOL_VERSION, .type = ZB_MSG_RUN_FAILED};
+  if (err != NULL) {
+    msg.a = err->step;
+    msg.b = err->errnum;
+    snprintf(msg.text, sizeof msg.text, "%s", err->message);
+  }
+  send(ZB_FD_REQUEST, &msg, ZB_MESSAGE_HEADER_SIZE + strlen(msg.text) + 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  _exit(127);
+}
+
+void zb_sandbox_finish(int status) {
+  close(1);
+  close(2);
+  zb_message msg = {.version = ZB_PROTOCOL_VERSION, .type = ZB_MSG_RUN_EXITED, .a = status & 0xff};
+  send(ZB_FD_REQUEST, &msg, ZB_MESSAGE_HEADER_SIZE + 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  _exit(status & 0xff);
+}
