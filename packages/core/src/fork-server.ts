@@ -73,6 +73,7 @@ export class ForkServer {
   #closed = false;
   #restarting: Promise<void> | undefined;
   #stderrTail = '';
+  #onPoolChange: ((error: Error | undefined) => void) | undefined;
   #features = 0;
   forks = 0;
   readonly forkMs = new Samples(2048);
@@ -142,7 +143,32 @@ export class ForkServer {
     } finally {
       clearTimeout(timer);
     }
+    await this.#fillPool();
+  }
+
+  /**
+   * Waits until the pool is full, so that the first run is as fast as the rest, and so that a sandbox that
+   * cannot be set up on this machine fails start() rather than the first run.
+   */
+  async #fillPool(): Promise<void> {
+    const wanted = this.#spec.pool;
+    if (wanted === 0) {
+      // Nothing to keep warm: still prove that a sandbox can be set up here.
+      this.discard(await this.acquire());
+      return;
+    }
+    const filled = deferred<void>();
+    this.#onPoolChange = (error) => {
+      if (error) filled.reject(error);
+      else if (this.#ready.length >= wanted) filled.resolve();
+    };
     this.#requestForks();
+    this.#onPoolChange(undefined);
+    try {
+      await filled.promise;
+    } finally {
+      this.#onPoolChange = undefined;
+    }
   }
 
   /** A ready sandbox: from the pool when one is parked, otherwise forked on demand. */
@@ -248,6 +274,7 @@ export class ForkServer {
     const waiter = this.#waiters.shift();
     if (waiter) waiter.resolve(sandbox);
     else this.#ready.push(sandbox);
+    this.#onPoolChange?.(undefined);
   }
 
   #onSpawnFailed(message: Message): void {
@@ -260,6 +287,7 @@ export class ForkServer {
       { step, errno: message.b },
     );
     this.#waiters.shift()?.reject(error);
+    this.#onPoolChange?.(error);
     this.#requestForks();
   }
 
