@@ -84,3 +84,40 @@ function parseKiB(text: string): Map<string, number> {
   }
   return fields;
 }
+
+/** CPU time consumed so far, in ms: this Node process, and a fork-server with the sandboxes it has reaped. */
+export interface CpuTimes {
+  nodeMs: number;
+  serverMs: number;
+  /** cutime + cstime of the fork-server: its children (the sandboxes) once waited for. */
+  sandboxesMs: number;
+}
+
+const TICK_MS = 10; // USER_HZ is 100 on every Linux ABI that Node supports
+
+export function cpuTimes(serverPid: number | undefined): CpuTimes {
+  const usage = process.cpuUsage();
+  let serverMs = 0;
+  let sandboxesMs = 0;
+  if (serverPid !== undefined) {
+    try {
+      const stat = readFileSync(`/proc/${serverPid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // fields[0] is the state (field 3); utime, stime, cutime, cstime are fields 14-17.
+      serverMs = (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+      sandboxesMs = (Number(fields[13]) + Number(fields[14])) * TICK_MS;
+    } catch {
+      // gone
+    }
+  }
+  return { nodeMs: (usage.user + usage.system) / 1000, serverMs, sandboxesMs };
+}
+
+/** CPU ms per run between two readings. */
+export function cpuPerRun(before: CpuTimes, after: CpuTimes, runs: number): CpuTimes {
+  return {
+    nodeMs: (after.nodeMs - before.nodeMs) / runs,
+    serverMs: (after.serverMs - before.serverMs) / runs,
+    sandboxesMs: (after.sandboxesMs - before.sandboxesMs) / runs,
+  };
+}

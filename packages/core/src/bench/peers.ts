@@ -1,0 +1,111 @@
+// The peers zeroboot is compared with, run from this same Node process: a cold `python3 -c` and the same
+// interpreter under bubblewrap. Also the facts about the machine that go into the JSON.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+
+import { findPython, type PythonInstall } from '../host.js';
+import { nowMs, summarize, type Summary } from './measure.js';
+
+export interface PeerResult {
+  name: string;
+  command: string[];
+  summary: Summary;
+  samplesMs: number[];
+  failures: number;
+  firstError?: string;
+}
+
+/** Times `argv` to its exit, `runs` times after `warmup` unrecorded runs; checks that it printed "2". */
+export function timeCommand(name: string, argv: string[], runs: number, warmup = 3): PeerResult {
+  const [file, ...args] = argv as [string, ...string[]];
+  const samplesMs: number[] = [];
+  let failures = 0;
+  let firstError: string | undefined;
+  for (let i = 0; i < warmup + runs; i++) {
+    const start = nowMs();
+    const result = spawnSync(file, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+    const elapsed = nowMs() - start;
+    const ok = result.status === 0 && result.stdout === '2\n';
+    if (!ok) {
+      failures++;
+      firstError ??= result.error ? String(result.error.message) : `exit ${result.status ?? result.signal}: ${(result.stderr || result.stdout || '').trim().slice(0, 300)}`;
+    }
+    if (i >= warmup && ok) samplesMs.push(elapsed);
+  }
+  return { name, command: argv, summary: summarize(samplesMs), samplesMs, failures, ...(firstError === undefined ? {} : { firstError }) };
+}
+
+/** The bwrap command line for `python -c 'print(1+1)'`: everything unshared, /usr read-only, the interpreter's prefix bound. */
+export function bwrapArgv(python: PythonInstall, pythonFlags: string[] = []): string[] {
+  const argv = ['bwrap', '--unshare-all', '--die-with-parent', '--ro-bind', '/usr', '/usr'];
+  // Merged-/usr hosts have /lib -> usr/lib and so on; others have real directories to bind.
+  for (const dir of ['/lib', '/lib64', '/bin']) {
+    if (!existsSync(dir)) continue;
+    const stat = lstatSync(dir);
+    if (stat.isSymbolicLink()) argv.push('--symlink', `usr${dir}`, dir);
+    else argv.push('--ro-bind', dir, dir);
+  }
+  argv.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  for (const prefix of python.extraPaths) if (existsSync(prefix)) argv.push('--ro-bind', prefix, prefix);
+  argv.push(python.executable, ...pythonFlags, '-c', 'print(1+1)');
+  return argv;
+}
+
+export function hasCommand(command: string): boolean {
+  try {
+    execFileSync(command, ['--version'], { stdio: 'ignore', timeout: 5000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface Environment {
+  date: string;
+  kernel: string;
+  kernelVersion: string;
+  arch: string;
+  cpus: number;
+  cpuModel: string;
+  memTotalMiB: number;
+  node: string;
+  python: { executable: string; version: string; command: 'python3' };
+  bwrap: string | null;
+  cgroup: 'v2' | 'v1/hybrid';
+  transparentHugepages: string | null;
+  loadAverage: number[];
+}
+
+export function environment(python: PythonInstall): Environment {
+  let bwrap: string | null = null;
+  try {
+    bwrap = execFileSync('bwrap', ['--version'], { encoding: 'utf8', timeout: 5000 }).trim();
+  } catch {
+    // not installed
+  }
+  let thp: string | null = null;
+  try {
+    thp = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] ?? null;
+  } catch {
+    // no THP
+  }
+  const cpus = os.cpus();
+  return {
+    date: new Date().toISOString(),
+    kernel: os.release(),
+    kernelVersion: os.version(),
+    arch: os.arch(),
+    cpus: os.availableParallelism(),
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memTotalMiB: Math.round(os.totalmem() / 2 ** 20),
+    node: process.version,
+    python: { executable: python.executable, version: python.version, command: 'python3' },
+    bwrap,
+    cgroup: existsSync('/sys/fs/cgroup/cgroup.controllers') ? 'v2' : 'v1/hybrid',
+    transparentHugepages: thp,
+    loadAverage: os.loadavg(),
+  };
+}
+
+export { findPython };
