@@ -149,7 +149,9 @@ def main():
         os._exit(0)
 
     # ---- in a new sandbox ----
-    ctypes.pythonapi.PyOS_AfterFork_Child()
+    # Not PyOS_AfterFork_Child(): it repairs the state of threads that did not survive the fork, and the
+    # fork-server has none, while its bookkeeping dirtied ~400 KiB of shared pages per sandbox. What it
+    # would do that matters here, reseeding, is done explicitly.
     reseed()
     # Pre-warm: run a tiny program through the same path a real one takes, so its pages are faulted in
     # now and not on the run's clock (240 µs instead of 362 µs in the prototype).
