@@ -223,7 +223,7 @@ export class ForkServer {
   }
 
   #requestForks(): void {
-    if (this.#closed || this.#restarting || this.#controlFd < 0) return;
+    if (this.#closed || this.#controlFd < 0) return;
     // After repeated setup failures, fork only for runs that are waiting, not to refill the pool.
     const target = (this.#consecutiveFailures >= MAX_CONSECUTIVE_FAILURES ? 0 : this.#spec.pool) + this.#waiters.length;
     const missing = target - this.#ready.length - this.#pendingForks.length;

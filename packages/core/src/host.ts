@@ -63,7 +63,13 @@ function writeEtc(etcDir: string): void {
   for (const name of ETC_ALLOWED) {
     const source = join('/etc', name);
     try {
-      cpSync(source, join(etcDir, name), { recursive: true, verbatimSymlinks: true, dereference: false, errorOnExist: false });
+      cpSync(source, join(etcDir, name), {
+        recursive: true,
+        verbatimSymlinks: true,
+        dereference: false,
+        errorOnExist: false,
+        filter: (path) => !path.startsWith('/etc/ssl/private'), // TLS private keys: never, not even unreadable
+      });
     } catch {
       // absent or unreadable on this host: programs do without it
     }

@@ -10,6 +10,7 @@ export const MessageType = {
   SHUTDOWN: 6,
   RUN_FAILED: 7,
   RUN_EXITED: 8,
+  RUN_STARTED: 9,
 } as const;
 
 export const Feature = {

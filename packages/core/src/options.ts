@@ -35,7 +35,10 @@ const limitsSchema = z
 
 export const startSchema = z
   .object({
-    templates: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a template name: lowercase letters, digits and dashes, starting with a letter'), templateSchema).optional(),
+    templates: z
+      .record(z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a template name: lowercase letters, digits and dashes, starting with a letter'), templateSchema)
+      .refine((t) => Object.keys(t).length >= 1 && Object.keys(t).length <= 8, 'from 1 to 8 templates')
+      .optional(),
     limits: limitsSchema.default(limitsSchema.parse({})),
     /** The most a single run may ask for with `RunOptions.timeoutMs`. Default: 10 minutes. */
     maxLimits: z.object({ timeoutMs: z.number().int().min(1).max(24 * 3600_000).default(600_000) }).strict().default({ timeoutMs: 600_000 }),

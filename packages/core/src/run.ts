@@ -112,7 +112,8 @@ function sendRequest(sandbox: ReadySandbox, request: Buffer): void {
 
 function runFailure(message: Message): ZerobootError {
   const step = stepName(message.a);
-  const full = message.b === 28 /* ENOSPC */ || message.b === 122; /* EDQUOT */
+  // ENOSPC (tmpfs full), EDQUOT, EFBIG (RLIMIT_FSIZE = diskMb)
+  const full = message.b === 28 || message.b === 122 || message.b === 27;
   return new ZerobootError(
     full ? 'DISK_QUOTA_EXCEEDED' : 'SANDBOX_SETUP_FAILED',
     full
@@ -160,13 +161,15 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
   // the run without waiting for the kernel to tear the sandbox down; a run killed by a signal never
   // reports, and the fork-server's EXIT tells.
   let failure: ZerobootError | undefined;
+  let started = false; // after RUN_STARTED user code runs and can write to the socket: no more RUN_FAILED
   const reported = new Promise<ExitInfo>((resolve) => {
     const onMessage = (received: ReceivedMessage | false) => {
       if (received === false) return;
       for (const fd of received.fds) native().close(fd);
       const message = decodeMessage(received.data);
-      if (message?.type === MessageType.RUN_EXITED) resolve({ status: (message.a & 0xff) << 8, oomKilled: false });
-      else if (message?.type === MessageType.RUN_FAILED) failure ??= runFailure(message);
+      if (message?.type === MessageType.RUN_STARTED) started = true;
+      else if (message?.type === MessageType.RUN_EXITED) resolve({ status: (message.a & 0xff) << 8, oomKilled: false });
+      else if (message?.type === MessageType.RUN_FAILED && !started) failure ??= runFailure(message);
     };
     watchers.push(new (native().Watcher)(sandbox.requestFd, onMessage, WATCH_CHANNEL));
   });
@@ -180,18 +183,17 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
     // pid 1's exit takes the whole pid namespace down, so every writer of the pipes is gone with it.
     const [exit] = await Promise.all([Promise.race([reported, sandbox.exit]), outputs]);
     const durationMs = performance.now() - acquiredAt;
-    kill(); // pid 1 is on its way out; make sure, whatever the code claimed
     if (aborted) throw new ZerobootError('ABORTED', 'The run was aborted through its AbortSignal; its processes were killed.', { cause: settings.signal?.reason });
     const status = toResult(exit, timedOut);
-    if (status.exitCode === 127 && !timedOut) {
+    if (status.exitCode === 127 && !timedOut && !started) {
       const late = native().receive(sandbox.requestFd);
       if (late) {
         for (const fd of late.fds) native().close(fd);
         const message = decodeMessage(late.data);
         if (message?.type === MessageType.RUN_FAILED) failure ??= runFailure(message);
       }
-      if (failure) throw failure;
     }
+    if (failure) throw failure;
     const callbackError = stdout.callbackError ?? stderr.callbackError;
     const result: RunResult = {
       stdout: stdout.finish(),
@@ -204,6 +206,7 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
     if (callbackError !== undefined) throw new ZerobootError('INVALID_ARGUMENT', 'An onStdout/onStderr callback threw; the run itself completed.', { cause: callbackError });
     return result;
   } finally {
+    kill(); // on every path: a run that threw (FORKSERVER_DIED, a failed send) leaves nothing running
     for (const watcher of watchers) watcher.close();
     clearTimeout(timer);
     settings.signal?.removeEventListener('abort', onAbort);

@@ -32,7 +32,11 @@ interface Template {
 }
 
 const DEFAULT_POOL: Record<RuntimeKind, number> = { python: 8 };
-/** Each instance gets its own band of host uids, so that two SDKs never share one (see userns.c). */
+/**
+ * Each instance gets its own band of host uids (8 templates x 4096 slots), derived from the pid and a
+ * counter. Two SDK processes whose pids agree modulo 1024 can share a band; sandboxes are isolated from
+ * each other by their namespaces, not their uid, so what they would share is RLIMIT_NPROC accounting.
+ */
 let instanceCounter = 0;
 
 /**
@@ -126,7 +130,9 @@ export class Zeroboot {
     if (signal?.aborted) throw abortedError(signal);
     const request = encodeRequest({ code, env: opts.env, stdin: opts.stdin, files: opts.files });
     const settings = { timeoutMs, maxOutputBytes: this.#options.limits.maxOutputBytes, onStdout: opts.onStdout, onStderr: opts.onStderr, signal };
+    let started = false;
     const task = async () => {
+      started = true;
       if (signal?.aborted) throw abortedError(signal);
       this.#inFlight++;
       try {
@@ -141,14 +147,17 @@ export class Zeroboot {
         this.#inFlight--;
       }
     };
-    if (!signal) return template.queue.add(task) as Promise<RunResult>;
-    // p-queue drops a task whose signal aborts while it waits; once running, the task kills its sandbox
-    // and rejects with ABORTED itself, so the queue's own rejection is only the queued case.
-    const running = template.queue.add(task, { signal }) as Promise<RunResult>;
-    return running.catch((error: unknown) => {
-      if (ZerobootError.isInstance(error)) throw error;
-      if (signal.aborted) throw abortedError(signal);
-      throw error;
+    const queued = template.queue.add(task) as Promise<RunResult>;
+    if (!signal) return queued;
+    // The signal is not handed to p-queue: it would free the concurrency slot at once even for a running
+    // task, before its sandbox is torn down. A running task kills its sandbox and rejects with ABORTED
+    // itself; a queued one rejects here at once, and its task returns as soon as the queue reaches it.
+    return new Promise<RunResult>((resolve, reject) => {
+      const onAbort = () => {
+        if (!started) reject(abortedError(signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      queued.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });
   }
 

@@ -14,11 +14,13 @@
  *    SDK -> sandbox: one request message (zb_request_header + fields), or a header alone with
  *                    ZB_REQUEST_IN_MEMFD and the whole request in a memfd passed as one fd
  *    sandbox -> SDK: RUN_FAILED {a = zb_step, b = errno, text} when the run could not start
+ *                    RUN_STARTED when the runtime is about to run user code: from here on the SDK
+ *                    believes no RUN_FAILED, since user code can write to this socket too
  *                    RUN_EXITED {a = exit status} when the runtime is done, after closing its stdout and
  *                    stderr: the run is over without waiting for the kernel to tear the sandbox down
  *                    (~0.5 ms); the SDK then SIGKILLs pid 1 through its pidfd to make sure of it. User code
- *                    can reach this socket too: all it could claim is its own exit status, which it
- *                    chooses anyway.
+ *                    can reach this socket too: after RUN_STARTED all it could claim is its own exit
+ *                    status, which it chooses anyway.
  *
  * All integers are little-endian (x86_64/aarch64 hosts only). */
 #ifndef ZB_PROTOCOL_H
@@ -37,6 +39,7 @@ enum zb_message_type {
   ZB_MSG_SHUTDOWN = 6,
   ZB_MSG_RUN_FAILED = 7,
   ZB_MSG_RUN_EXITED = 8,
+  ZB_MSG_RUN_STARTED = 9,
 };
 
 /* Feature bits in HELLO.b */

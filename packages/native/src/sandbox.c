@@ -27,8 +27,8 @@
 #endif
 
 static int wait_for_go(zb_error *err) {
-  /* The server writes one byte once our uid/gid maps are written and we are in our cgroup. EOF means it
-   * died before that: PR_SET_PDEATHSIG was not armed yet when it did, so check here. */
+  /* The server writes one byte once our uid/gid maps are written (we join our cgroup right after). EOF
+   * means it died before that. */
   char go = 0;
   ssize_t n;
   do
@@ -64,8 +64,6 @@ static int stdio_to_null(zb_error *err) {
 }
 
 int zb_sandbox_setup(zb_error *err) {
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-    return zb_fail(err, ZB_STEP_SYNC, errno, "PR_SET_PDEATHSIG");
   if (wait_for_go(err) < 0)
     return -1;
   if (reset_signals(err) < 0)
@@ -89,6 +87,11 @@ int zb_sandbox_setup(zb_error *err) {
     return -1;
   if (zb_seccomp_apply(err) < 0)
     return -1;
+  /* Armed last: the kernel clears the parent-death signal on every change of uid or gid
+   * (commit_creds()), so armed earlier it would be gone by now. Had the server died in between, the
+   * request socket's other end, which it holds until READY, is closed, and zb_sandbox_wait() exits. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+    return zb_fail(err, ZB_STEP_SIGNALS, errno, "PR_SET_PDEATHSIG");
   return stdio_to_null(err);
 }
 
@@ -236,6 +239,8 @@ int zb_sandbox_wait(const uint8_t **request, uint32_t *size, zb_error *err) {
       close(fd);
   }
   fcntl(ZB_FD_REQUEST, F_SETFD, FD_CLOEXEC);
+  zb_message started = {.version = ZB_PROTOCOL_VERSION, .type = ZB_MSG_RUN_STARTED};
+  send(ZB_FD_REQUEST, &started, ZB_MESSAGE_HEADER_SIZE + 1, MSG_NOSIGNAL | MSG_DONTWAIT);
   *request = request_buffer;
   *size = request_size;
   return 0;

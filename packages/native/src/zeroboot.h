@@ -5,7 +5,8 @@
  *
  *   zb_config_set(...)   for each setting, before init; strings are copied, the caller keeps ownership
  *   zb_zygote_init()     enters a private mount and network namespace, builds the read-only sandbox root
- *                        and pivots into it, prepares the seccomp program and the cgroup slots
+ *                        and pivots into it, prepares the seccomp program and the cgroup parent (each
+ *                        slot's cgroup is made on its first use and reused)
  *   zb_zygote_serve()    the fork-server loop. Returns 1 in the server after an orderly shutdown, and 0 in a
  *                        freshly forked, fully isolated sandbox (pid 1 of its own namespaces, seccomp on,
  *                        no capabilities), which then warms itself up and calls:
