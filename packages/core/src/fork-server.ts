@@ -14,6 +14,7 @@ export interface ForkServerSpec {
   template: string;
   executable: string;
   preload: string[];
+  prewarm: boolean;
   pool: number;
   /** key/value settings for zb_config_set (see packages/native/src/config.c). */
   settings: Array<[string, string | number]>;
@@ -105,7 +106,7 @@ export class ForkServer {
     const [ours, theirs] = binding.channelPair();
     this.#controlFd = ours;
     this.#hello = deferred<Message>();
-    const config = JSON.stringify({ settings: this.#spec.settings.map(([k, v]) => [k, String(v)]), preload: this.#spec.preload });
+    const config = JSON.stringify({ settings: this.#spec.settings.map(([k, v]) => [k, String(v)]), preload: this.#spec.preload, prewarm: this.#spec.prewarm });
     let child: ChildProcess;
     try {
       // A clean environment: the server's memory is every sandbox's memory, so nothing of ours may be in it.
@@ -205,6 +206,7 @@ export class ForkServer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#onPoolChange?.(closedError()); // a start() or restart still filling the pool ends here
     for (const waiter of this.#waiters.splice(0)) waiter.reject(closedError());
     const child = this.#process;
     if (child && child.exitCode === null && child.signalCode === null) {

@@ -18,6 +18,12 @@ const templateSchema = z
     pool: z.number().int().min(0).max(256).optional(),
     /** The interpreter to warm. Default: `python3` on the SDK's PATH. */
     executable: z.string().min(1).optional(),
+    /**
+     * Run a tiny program in each parked sandbox before it waits for work, so that the pages a run touches
+     * are already copied: about 0.3 ms faster per run, for about 0.4 MiB more private memory per parked
+     * sandbox. Default: true.
+     */
+    prewarm: z.boolean().default(true),
     /** How many runs may be in flight on this template at once; the rest wait in order. Default: 64. */
     concurrency: z.number().int().min(1).max(1024).default(64),
   })

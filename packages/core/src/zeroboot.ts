@@ -1,9 +1,8 @@
-import PQueue from 'p-queue';
-
 import { ZerobootError, invalidArgument } from './errors.js';
 import { ForkServer } from './fork-server.js';
 import { createStateDir, findPython, SYSTEM_PATHS, type StateDir } from './host.js';
 import { encodeRequest } from './native-protocol.js';
+import { Limiter } from './limiter.js';
 import { native } from './native.js';
 import { parseOrThrow, runOptionsSchema, startSchema, type Limits, type ResolvedStartOptions, type RunOptions, type RuntimeKind, type StartOptions } from './options.js';
 import { runInSandbox, type RunResult } from './run.js';
@@ -28,14 +27,15 @@ interface Template {
   name: string;
   runtime: RuntimeKind;
   server: ForkServer;
-  queue: PQueue;
+  queue: Limiter;
 }
 
 const DEFAULT_POOL: Record<RuntimeKind, number> = { python: 8 };
 /**
  * Each instance gets its own band of host uids (8 templates x 4096 slots), derived from the pid and a
  * counter. Two SDK processes whose pids agree modulo 1024 can share a band; sandboxes are isolated from
- * each other by their namespaces, not their uid, so what they would share is RLIMIT_NPROC accounting.
+ * each other by their namespaces, not their uid; what they would share is the kernel's per-uid accounting
+ * (pipe buffers, epoll watches; RLIMIT_NPROC is per user namespace since Linux 5.14).
  */
 let instanceCounter = 0;
 
@@ -67,7 +67,7 @@ export class Zeroboot {
     if (process.getuid?.() !== 0) {
       throw new ZerobootError('KERNEL_FEATURE_MISSING', 'zeroboot needs to run as root for now: rootless mode (unprivileged user namespaces) is not built yet. Run the SDK as root, e.g. in a container or VM.');
     }
-    const templates = resolved.templates ?? { python: { preload: [], concurrency: 64 } };
+    const templates = resolved.templates ?? { python: { preload: [], prewarm: true, concurrency: 64 } };
     const state = createStateDir();
     const zb = new Zeroboot(resolved, state);
     const instance = (process.pid % 1024) * 64 + (instanceCounter++ % 64);
@@ -82,6 +82,7 @@ export class Zeroboot {
           template: name,
           executable: python.executable,
           preload: spec.preload,
+          prewarm: spec.prewarm,
           pool: spec.pool ?? DEFAULT_POOL[runtime],
           settings: [
             ['state_dir', state.path],
@@ -96,7 +97,7 @@ export class Zeroboot {
             ['control_fd', 3],
           ],
         });
-        zb.#templates.set(name, { name, runtime, server, queue: new PQueue({ concurrency: spec.concurrency }) });
+        zb.#templates.set(name, { name, runtime, server, queue: new Limiter(spec.concurrency) });
         index++;
       }
       await Promise.all([...zb.#templates.values()].map((t) => t.server.start()));
@@ -130,10 +131,7 @@ export class Zeroboot {
     if (signal?.aborted) throw abortedError(signal);
     const request = encodeRequest({ code, env: opts.env, stdin: opts.stdin, files: opts.files });
     const settings = { timeoutMs, maxOutputBytes: this.#options.limits.maxOutputBytes, onStdout: opts.onStdout, onStderr: opts.onStderr, signal };
-    let started = false;
     const task = async () => {
-      started = true;
-      if (signal?.aborted) throw abortedError(signal);
       this.#inFlight++;
       try {
         const acquiredAt = performance.now();
@@ -147,18 +145,9 @@ export class Zeroboot {
         this.#inFlight--;
       }
     };
-    const queued = template.queue.add(task) as Promise<RunResult>;
-    if (!signal) return queued;
-    // The signal is not handed to p-queue: it would free the concurrency slot at once even for a running
-    // task, before its sandbox is torn down. A running task kills its sandbox and rejects with ABORTED
-    // itself; a queued one rejects here at once, and its task returns as soon as the queue reaches it.
-    return new Promise<RunResult>((resolve, reject) => {
-      const onAbort = () => {
-        if (!started) reject(abortedError(signal));
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      queued.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
+    // A waiting run whose signal aborts leaves the line at once; a running one kills its sandbox and
+    // rejects with ABORTED itself, keeping its place until its sandbox is gone.
+    return template.queue.run(task, signal, () => abortedError(signal!));
   }
 
   stats(): ZerobootStats {

@@ -1,6 +1,6 @@
 /* Limits: memory and process count per sandbox, through cgroups where the fork-server can write them,
- * rlimits otherwise (and RLIMIT_NPROC always: each sandbox has its own host uid, so the per-uid count is
- * a per-sandbox count).
+ * rlimits otherwise (and RLIMIT_NPROC always: since Linux 5.14 it is counted per user namespace, and each
+ * sandbox has its own, so it is a per-sandbox count).
  *
  * Each slot (a sandbox's index, also its uid offset) has a cgroup created once and reused, so neither
  * mkdir nor rmdir sits on the path of a run. Attaching happens while the sandbox is being set up, before it

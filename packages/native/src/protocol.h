@@ -10,7 +10,7 @@
  *                   SPAWN_FAILED {id, a = zb_step, b = errno, text},
  *                   EXIT {id, a = wait status, b = exit flags}
  *
- *  request (SDK <-> one parked sandbox; the sandbox end is closed before user code runs)
+ *  request (SDK <-> one parked sandbox; the sandbox keeps its end, close-on-exec, for RUN_EXITED)
  *    SDK -> sandbox: one request message (zb_request_header + fields), or a header alone with
  *                    ZB_REQUEST_IN_MEMFD and the whole request in a memfd passed as one fd
  *    sandbox -> SDK: RUN_FAILED {a = zb_step, b = errno, text} when the run could not start

@@ -10,8 +10,9 @@
  *   zb_zygote_serve()    the fork-server loop. Returns 1 in the server after an orderly shutdown, and 0 in a
  *                        freshly forked, fully isolated sandbox (pid 1 of its own namespaces, seccomp on,
  *                        no capabilities), which then warms itself up and calls:
- *   zb_sandbox_wait()    blocks until the SDK sends the run request; sets up stdin, files and stdio, closes
- *                        every channel back to the SDK, and returns the request for the runtime to run.
+ *   zb_sandbox_wait()    blocks until the SDK sends the run request; sets up stdin, files and stdio,
+ *                        closes every other fd, sends RUN_STARTED and returns the request for the runtime
+ *                        to run; the request socket stays open (close-on-exec) for zb_sandbox_finish().
  *
  * Every function returns a negative int on failure and fills the caller's zb_error (see error.h).
  * Not thread-safe: a fork-server is single-threaded by design (fork() copies one thread). */

@@ -75,9 +75,8 @@ def exit_status(code):
     return 1
 
 
-def run(lib, code_bytes):
-    import atexit
-    import threading
+def prepare_main():
+    """The __main__ of `python3 -c`: the same for every run, so it is made before the sandbox parks."""
     import types
 
     main = types.ModuleType("__main__")
@@ -85,36 +84,61 @@ def run(lib, code_bytes):
     sys.modules["__main__"] = main
     sys.argv = ["-c"]
     sys.path[0:0] = [""]
-    status = 0
+    return main
+
+
+def execute(code_bytes, namespace):
+    """Runs the code as `python3 -c` would; returns the exit status."""
     try:
-        code = compile(code_bytes, "<string>", "exec")
-        exec(code, main.__dict__)
+        exec(compile(code_bytes, "<string>", "exec"), namespace)
     except SystemExit as e:
-        status = exit_status(e.code)
+        return exit_status(e.code)
     except BaseException:
         kind, value, tb = sys.exc_info()
         # Drop this frame, so the traceback starts at the user's code as with `python3 -c`.
         tb = tb.tb_next if tb is not None else None
         sys.excepthook(kind, value.with_traceback(tb), tb)
-        status = 1
-    # What interpreter shutdown would do that user code can observe, without the cost of finalizing
-    # every module: wait for non-daemon threads, run atexit handlers, flush.
-    try:
-        threading._shutdown()
-    except BaseException:
-        pass
-    try:
-        atexit._run_exitfuncs()
-    except SystemExit as e:
-        status = exit_status(e.code)
-    except BaseException:
-        pass
+        return 1
+    return 0
+
+
+def wind_down(status, final=True):
+    """What interpreter shutdown would do that user code can observe, without the cost of finalizing every
+    module: wait for non-daemon threads, run atexit handlers, flush. Not final (the pre-warm): flush only,
+    since threading._shutdown() and the atexit handlers can each run once per process."""
+    import atexit
+    import threading
+
+    if final:
+        try:
+            threading._shutdown()
+        except BaseException:
+            pass
+    if final and atexit._ncallbacks():
+        try:
+            atexit._run_exitfuncs()
+        except SystemExit as e:
+            status = exit_status(e.code)
+        except BaseException:
+            pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except BaseException:
             pass
-    lib.zb_sandbox_finish(status)
+    return status
+
+
+def prewarm():
+    """Runs a tiny program through the same functions a real run takes, so that the shared pages they touch
+    are copied now and not on the run's clock: every first write to a page the sandbox shares with the
+    fork-server is a copy-on-write fault (~2 µs here), and a run touches a few hundred of them."""
+    request = bytearray(16)
+    for field_type, data in ((FIELD_CODE, b"print(1 + 1)"), (FIELD_ENV, b"ZEROBOOT_PREWARM=1")):
+        request += field_type.to_bytes(4, "little") + len(data).to_bytes(4, "little") + data
+    code, env = parse_request(bytes(request))
+    execute(code, {"__name__": "__prewarm__", "__builtins__": __builtins__})
+    wind_down(0, final=False)
 
 
 def main():
@@ -155,10 +179,9 @@ def main():
     # fork-server has none, while its bookkeeping dirtied ~400 KiB of shared pages per sandbox. What it
     # would do that matters here, reseeding, is done explicitly.
     reseed()
-    # Pre-warm: run a tiny program through the same path a real one takes, so its pages are faulted in
-    # now and not on the run's clock (240 µs instead of 362 µs in the prototype).
-    exec(compile("x = 1 + 1\nprint(x)\n", "<prewarm>", "exec"), {"__name__": "__prewarm__"})
-    sys.stdout.flush()
+    if config.get("prewarm", True):
+        prewarm()
+    main_module = prepare_main()
 
     request = ctypes.POINTER(ctypes.c_uint8)()
     size = ctypes.c_uint32()
@@ -167,7 +190,8 @@ def main():
     code, env = parse_request(ctypes.string_at(request, size.value))
     if env:
         os.environ.update(env)
-    run(lib, code)
+    status = wind_down(execute(code, main_module.__dict__))
+    lib.zb_sandbox_finish(status)
 
 
 if __name__ == "__main__":
