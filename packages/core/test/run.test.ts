@@ -79,6 +79,19 @@ describe('Zeroboot.start', () => {
     });
   });
 
+  test('a template with prewarm: false runs code exactly like a pre-warmed one', async () => {
+    await withZeroboot({ templates: { cold: { runtime: 'python', prewarm: false, pool: 2 }, python: { pool: 1 } } }, async (zb) => {
+      const code = 'import sys, os, threading, atexit\natexit.register(lambda: print("bye"))\nthreading.Thread(target=lambda: print("thread")).start()\nprint(sys.argv, os.getcwd(), __name__)';
+      const [cold, warm] = await Promise.all([zb.run('cold', code), zb.run('python', code)]);
+      record('cold', cold);
+      record('warm', warm);
+      expect(cold.exitCode).toBe(0);
+      expect(cold.stdout).toBe(warm.stdout);
+      expect(cold.stdout).toContain("['-c'] /workspace __main__");
+      expect(cold.stdout).toContain('bye');
+    });
+  });
+
   test('limits.timeoutMs is the default deadline of every run', async () => {
     await withZeroboot({ limits: { timeoutMs: 300 }, templates: { python: { pool: 1 } } }, async (zb) => {
       const started = performance.now();
