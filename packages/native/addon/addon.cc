@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <vector>
 
@@ -60,7 +61,7 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
       fds.push_back(array.Get(i).As<Napi::Number>().Int32Value());
   }
   zb_error err{};
-  if (zb_channel_send(fd, data.Data(), data.ByteLength(), fds.data(), (int)fds.size(), &err) < 0)
+  if (zb_channel_send(fd, data.Data(), data.ByteLength(), fds.data(), (int)fds.size(), MSG_DONTWAIT, &err) < 0)
     throw MakeError(info.Env(), err);
   return info.Env().Undefined();
 }

@@ -22,7 +22,7 @@ int zb_channel_pair(int fds[2], zb_error *err) {
   return 0;
 }
 
-int zb_channel_send(int fd, const void *data, size_t size, const int *fds, int fd_count, zb_error *err) {
+int zb_channel_send(int fd, const void *data, size_t size, const int *fds, int fd_count, int flags, zb_error *err) {
   if (fd_count < 0 || fd_count > ZB_CHANNEL_MAX_FDS)
     return zb_fail(err, ZB_STEP_REQUEST, EINVAL, "too many fds");
   struct iovec iov = {.iov_base = (void *)data, .iov_len = size};
@@ -40,7 +40,7 @@ int zb_channel_send(int fd, const void *data, size_t size, const int *fds, int f
   }
   ssize_t n;
   do
-    n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    n = sendmsg(fd, &msg, MSG_NOSIGNAL | flags);
   while (n < 0 && errno == EINTR);
   if (n < 0)
     return zb_fail(err, ZB_STEP_REQUEST, errno, "sendmsg");

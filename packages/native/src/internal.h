@@ -81,8 +81,8 @@ int zb_caps_drop_all(zb_error *err);
 int zb_sandbox_setup(zb_error *err);
 
 /* util.c */
-int zb_write_file(int dirfd, const char *path, const char *data, zb_error *err, int step);
 int zb_mkdir_p(const char *path, mode_t mode);
+int zb_mkdir_parents(const char *path);
 ssize_t zb_write_all(int fd, const void *buf, size_t len);
 ssize_t zb_read_all(int fd, void *buf, size_t len);
 

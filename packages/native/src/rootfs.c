@@ -61,17 +61,6 @@ static int bind_readonly(const char *host_path, const char *target, bool is_dir,
   return make_readonly(target, false, err);
 }
 
-static int ensure_parent(const char *path) {
-  char parent[PATH_MAX];
-  if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent)
-    return -1;
-  char *slash = strrchr(parent, '/');
-  if (slash == NULL || slash == parent)
-    return 0;
-  *slash = '\0';
-  return zb_mkdir_p(parent, 0755);
-}
-
 /* A host path becomes the same path in the sandbox: a symlink stays a symlink (merged-/usr systems link
  * /bin to usr/bin), a directory or file becomes a read-only bind. Missing paths are skipped. */
 static int add_host_path(const char *root, const char *host_path, zb_error *err) {
@@ -81,7 +70,7 @@ static int add_host_path(const char *root, const char *host_path, zb_error *err)
   struct stat st;
   if (lstat(host_path, &st) < 0)
     return errno == ENOENT ? 0 : zb_fail(err, ZB_STEP_ROOTFS, errno, "lstat %s", host_path);
-  if (ensure_parent(target) < 0)
+  if (zb_mkdir_parents(target) < 0)
     return zb_fail(err, ZB_STEP_ROOTFS, errno, "mkdir parent of %s", target);
   if (S_ISLNK(st.st_mode)) {
     char link[PATH_MAX];

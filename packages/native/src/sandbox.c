@@ -177,19 +177,6 @@ static int write_stdin(const uint8_t *data, uint32_t size, zb_error *err) {
   return 0;
 }
 
-static int mkdir_parents(char *path) {
-  for (char *p = path + 1; *p; p++) {
-    if (*p != '/')
-      continue;
-    *p = '\0';
-    int rc = mkdir(path, 0755);
-    *p = '/';
-    if (rc < 0 && errno != EEXIST)
-      return -1;
-  }
-  return 0;
-}
-
 /* The sandbox writes its own files: whatever the path says, it can only land inside the sandbox. */
 static int write_file(const uint8_t *data, uint32_t size, zb_error *err) {
   const uint8_t *nul = memchr(data, '\0', size);
@@ -200,7 +187,7 @@ static int write_file(const uint8_t *data, uint32_t size, zb_error *err) {
     memcpy(path, data, (size_t)(nul - data) + 1);
   else
     snprintf(path, sizeof path, "/workspace/%s", (const char *)data);
-  if (mkdir_parents(path) < 0)
+  if (zb_mkdir_parents(path) < 0)
     return zb_fail(err, ZB_STEP_FILES, errno, "create the directories of %s", path);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,20 +39,6 @@ ssize_t zb_read_all(int fd, void *buf, size_t len) {
   return (ssize_t)done;
 }
 
-int zb_write_file(int dirfd, const char *path, const char *data, zb_error *err, int step) {
-  int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC | O_TRUNC | O_CREAT, 0644);
-  if (fd < 0)
-    return zb_fail(err, step, errno, "open %s", path);
-  size_t len = strlen(data);
-  if (zb_write_all(fd, data, len) < 0) {
-    int saved = errno;
-    close(fd);
-    return zb_fail(err, step, saved, "write %s", path);
-  }
-  close(fd);
-  return 0;
-}
-
 /* mkdir -p; the path must be absolute. Existing directories are fine. */
 int zb_mkdir_p(const char *path, mode_t mode) {
   char buf[PATH_MAX];
@@ -70,4 +57,16 @@ int zb_mkdir_p(const char *path, mode_t mode) {
   if (mkdir(buf, mode) < 0 && errno != EEXIST)
     return -1;
   return 0;
+}
+
+/* mkdir -p of the directory that will hold path. */
+int zb_mkdir_parents(const char *path) {
+  char parent[PATH_MAX];
+  if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent)
+    return -1;
+  char *slash = strrchr(parent, '/');
+  if (slash == NULL || slash == parent)
+    return 0;
+  *slash = '\0';
+  return zb_mkdir_p(parent, 0755);
 }

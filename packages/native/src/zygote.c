@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "internal.h"
 #include "protocol.h"
 #include "zeroboot.h"
@@ -59,24 +60,8 @@ static int send_message(uint16_t type, uint32_t id, int32_t a, int32_t b, const 
   zb_message msg = {.version = ZB_PROTOCOL_VERSION, .type = type, .id = id, .a = a, .b = b};
   if (text != NULL)
     snprintf(msg.text, sizeof msg.text, "%s", text);
-  struct iovec iov = {.iov_base = &msg, .iov_len = ZB_MESSAGE_HEADER_SIZE + strlen(msg.text) + 1};
-  char control[CMSG_SPACE(sizeof(int) * ZB_READY_FDS)];
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (fd_count > 0) {
-    memset(control, 0, sizeof control);
-    mh.msg_control = control;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)fd_count);
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)fd_count);
-    memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * (size_t)fd_count);
-  }
-  ssize_t n;
-  do
-    n = sendmsg(zb_cfg.control_fd, &mh, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  return n < 0 ? -1 : 0;
+  /* Blocking: a message to a busy SDK waits rather than being dropped. */
+  return zb_channel_send(zb_cfg.control_fd, &msg, ZB_MESSAGE_HEADER_SIZE + strlen(msg.text) + 1, fds, fd_count, 0, NULL);
 }
 
 static void release(unsigned slot) {
