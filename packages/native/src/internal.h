@@ -59,8 +59,9 @@ int zb_userns_become_sandbox_user(zb_error *err);
 int zb_cgroups_init(zb_error *err);
 unsigned zb_cgroups_features(void);
 int zb_cgroups_slot_fd_v2(unsigned slot, zb_error *err); /* for CLONE_INTO_CGROUP; -1 without v2 */
-/* v1: opens the slot's cgroup.procs files for the sandbox to join itself (fds[i] = -1 when unused). */
-int zb_cgroups_open_attach(unsigned slot, int fds[2], zb_error *err);
+/* v1: the slot's cgroup.procs files, for the sandbox to join itself (fds[i] = -1 when unused). The fds
+ * stay cgroups.c's: the caller must not close them. */
+int zb_cgroups_attach_fds(unsigned slot, int fds[2], zb_error *err);
 int zb_cgroups_join(zb_error *err); /* in the sandbox */
 bool zb_cgroups_oom_killed(unsigned slot);
 void zb_cgroups_cleanup(void);
