@@ -282,12 +282,7 @@ export class ForkServer {
   #onSpawnFailed(message: Message): void {
     this.#pendingForks.shift();
     this.#consecutiveFailures++;
-    const step = stepName(message.a);
-    const error = new ZerobootError(
-      message.b === 1 /* EPERM */ && (step === 'clone' || step === 'mount-proc') ? 'KERNEL_FEATURE_MISSING' : 'SANDBOX_SETUP_FAILED',
-      `A ${this.template} sandbox failed to set up at step '${step}': ${message.text}. Run \`zeroboot doctor\` to check the kernel features sandboxes need.`,
-      { step, errno: message.b },
-    );
+    const error = spawnError(this.template, message);
     this.#waiters.shift()?.reject(error);
     this.#onPoolChange?.(error);
     this.#requestForks();
@@ -340,6 +335,29 @@ export class ForkServer {
     for (const [name, bit] of Object.entries(Feature)) if (this.#features & bit) names.push(name.toLowerCase());
     return names;
   }
+}
+
+/** A sandbox that could not be set up: a missing kernel feature says how to get it, anything else which step failed. */
+function spawnError(template: string, message: Message): ZerobootError {
+  const step = stepName(message.a);
+  const errno = message.b;
+  const options = { step, errno };
+  // clone3 with CLONE_NEWUSER: ENOSPC when user.max_user_namespaces is 0 (or used up), EPERM when a
+  // security module or sysctl forbids them, EINVAL on a kernel without them.
+  if (step === 'clone' && (errno === 1 || errno === 28 || errno === 22)) {
+    return new ZerobootError(
+      'KERNEL_FEATURE_MISSING',
+      `The kernel refused to create the ${template} sandbox's namespaces (${message.text}). User namespaces must be enabled: ` +
+        'check `sysctl user.max_user_namespaces` (must be > 0; fix: `sysctl -w user.max_user_namespaces=15000`), on Ubuntu ' +
+        '`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, and in a container allow clone/unshare in its seccomp profile. ' +
+        '`zeroboot doctor` checks each of these.',
+      options,
+    );
+  }
+  if (step === 'mount-proc' || step === 'mount-writable' || step === 'landlock' || step === 'seccomp') {
+    return new ZerobootError('KERNEL_FEATURE_MISSING', `The ${template} sandbox could not be set up at step '${step}' (${message.text}): the kernel or a security module refuses it. Run \`zeroboot doctor\` to see what is missing and how to fix it.`, options);
+  }
+  return new ZerobootError('SANDBOX_SETUP_FAILED', `A ${template} sandbox failed to set up at step '${step}': ${message.text}. Run \`zeroboot doctor\` to check the kernel features sandboxes need.`, options);
 }
 
 function closedError(): ZerobootError {
