@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -327,6 +328,12 @@ int zb_zygote_init(zb_error *err) {
 int zb_zygote_serve(zb_error *err) {
   if (epoll_fd < 0)
     return zb_fail(err, ZB_STEP_CONFIG, 0, "zb_zygote_init has not succeeded");
+#ifdef __GLIBC__
+  /* Merge malloc's free chunks now, once. Otherwise the first large allocation in every sandbox runs
+   * malloc_consolidate() over the runtime's whole heap (CPython frees many small blocks at start-up),
+   * writing chunk headers on page after shared page: ~0.4 MiB of copy-on-write per sandbox. */
+  malloc_trim(0);
+#endif
   unsigned features = zb_cgroups_features() | ZB_FEATURE_SECCOMP | (zb_landlock_probe() >= 6 ? ZB_FEATURE_LANDLOCK_SCOPES : 0);
   char text[128];
   snprintf(text, sizeof text, "landlock abi %d", zb_landlock_probe());
