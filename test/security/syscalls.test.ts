@@ -17,7 +17,8 @@ const SYSCALLS: Record<string, [number, number]> = {
   reboot: [169, 142], swapon: [167, 224], acct: [163, 89], sethostname: [170, 161], settimeofday: [164, 170],
   clock_settime: [227, 112], open_by_handle_at: [304, 265], fsopen: [430, 430], open_tree: [428, 428],
   pidfd_getfd: [438, 438], syslog: [103, 116], clone: [56, 220], clone3: [435, 435], socket: [41, 198],
-  iopl: [172, -1], ioperm: [173, -1],
+  iopl: [172, -1], ioperm: [173, -1], socketpair: [53, 199], prctl: [157, 167], mbind: [237, 235],
+  set_mempolicy: [238, 237],
 };
 
 describe('dangerous system calls', () => {
@@ -80,6 +81,13 @@ describe('dangerous system calls', () => {
           "socket(AF_NETLINK)": ("socket", L(16), L(3), L(0)),
           "socket(AF_PACKET)": ("socket", L(17), L(3), L(0)),
           "socket(AF_VSOCK)": ("socket", L(40), L(1), L(0)),
+          # socketpair() reaches a family's create() too (TIPC implements it): same rule as socket().
+          "socketpair(AF_INET)": ("socketpair", L(2), L(1), L(0), buf(8)),
+          "socketpair(AF_TIPC)": ("socketpair", L(30), L(5), L(0), buf(8)),
+          # Clearing the parent-death signal would let pid 1 outlive a dead fork-server.
+          "prctl(PR_SET_PDEATHSIG, 0)": ("prctl", L(1), L(0), L(0), L(0), L(0)),
+          "mbind": ("mbind", L(0), L(4096), L(0), None, L(0), L(0)),
+          "set_mempolicy": ("set_mempolicy", L(0), None, L(0)),
       }
       out = {}
       for label, (name, *args) in attempts.items():
@@ -99,7 +107,7 @@ describe('dangerous system calls', () => {
     `));
     const expected: Record<string, string> = {};
     for (const label of Object.keys(seen)) {
-      expected[label] = label.startsWith('socket(') ? 'EAFNOSUPPORT' : label === 'clone3' ? 'ENOSYS' : 'EPERM';
+      expected[label] = label.startsWith('socket(') || label.startsWith('socketpair(') ? 'EAFNOSUPPORT' : label === 'clone3' ? 'ENOSYS' : 'EPERM';
     }
     expect(seen).toEqual(expected);
     expect(Object.keys(seen).length).toBeGreaterThanOrEqual(35);

@@ -58,6 +58,7 @@ function deferred<T>(): Deferred<T> {
 
 const START_TIMEOUT_MS = 20_000;
 const MAX_CONSECUTIVE_FAILURES = 3;
+const MAX_RESTARTS = 5;
 
 export class ForkServer {
   readonly template: string;
@@ -73,6 +74,8 @@ export class ForkServer {
   #consecutiveFailures = 0;
   #closed = false;
   #restarting: Promise<void> | undefined;
+  #launching = false;
+  #failed: ZerobootError | undefined;
   #stderrTail = '';
   #onPoolChange: ((error: Error | undefined) => void) | undefined;
   #features = 0;
@@ -101,11 +104,17 @@ export class ForkServer {
     return this.#process?.pid;
   }
 
+  /** Starts the server and waits until its pool is full. */
   async start(): Promise<void> {
+    await this.#launch();
+    await this.#fillPool();
+  }
+
+  /** Spawns the server process and waits for its HELLO. On failure, tears down only what it made. */
+  async #launch(): Promise<void> {
     const binding = native();
     const [ours, theirs] = binding.channelPair();
-    this.#controlFd = ours;
-    this.#hello = deferred<Message>();
+    const hello = deferred<Message>();
     const config = JSON.stringify({ settings: this.#spec.settings.map(([k, v]) => [k, String(v)]), preload: this.#spec.preload, prewarm: this.#spec.prewarm });
     let child: ChildProcess;
     try {
@@ -116,26 +125,38 @@ export class ForkServer {
         stdio: ['ignore', 'ignore', 'pipe', theirs],
         detached: true, // its own session: no terminal, and a Ctrl-C meant for us is not its business
       });
+    } catch (cause) {
+      binding.close(ours);
+      throw new ZerobootError('FORKSERVER_DIED', `The ${this.template} fork-server could not be spawned: ${(cause as Error).message}.`, { cause });
     } finally {
       binding.close(theirs);
     }
     this.#process = child;
+    this.#controlFd = ours;
+    this.#hello = hello;
+    this.#launching = true;
+    let stderrTail = '';
     this.#stderrTail = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => {
-      this.#stderrTail = (this.#stderrTail + chunk).slice(-4096);
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      stderrTail = (stderrTail + chunk).slice(-4096);
+      if (child === this.#process) this.#stderrTail = stderrTail;
     });
-    child.on('error', (error) => this.#hello?.reject(error));
-    child.on('exit', (code, signal) => this.#onServerExit(child, code, signal));
+    // A failed spawn emits 'error' and no 'exit': both mean the server is gone.
+    child.on('error', (error) => this.#onServerGone(child, error.message));
+    child.on('exit', (code, signal) => this.#onServerGone(child, signal ?? `exit code ${code}`));
     this.#watcher = new binding.Watcher(ours, (message) => this.#onMessage(message === false ? false : message.data, message === false ? [] : message.fds));
-    const timer = setTimeout(() => this.#hello?.reject(new Error(`no HELLO within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+    const timer = setTimeout(() => hello.reject(new Error(`no HELLO within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
     try {
-      const hello = await this.#hello.promise;
-      this.#features = hello.b;
+      const message = await hello.promise;
+      this.#features = message.b;
     } catch (cause) {
-      this.#teardownChannel();
+      if (child === this.#process) {
+        this.#process = undefined;
+        this.#teardownChannel();
+      }
       child.kill('SIGKILL');
-      const detail = this.#stderrTail.trim() || String((cause as Error).message ?? cause);
+      const detail = stderrTail.trim() || String((cause as Error).message ?? cause);
       throw new ZerobootError(
         /namespace|unshare|clone|EPERM|Operation not permitted/i.test(detail) ? 'KERNEL_FEATURE_MISSING' : 'FORKSERVER_DIED',
         `The ${this.template} fork-server did not start: ${detail}. Run \`zeroboot doctor\` to check the kernel features it needs.`,
@@ -143,8 +164,8 @@ export class ForkServer {
       );
     } finally {
       clearTimeout(timer);
+      this.#launching = false;
     }
-    await this.#fillPool();
   }
 
   /**
@@ -152,6 +173,7 @@ export class ForkServer {
    * cannot be set up on this machine fails start() rather than the first run.
    */
   async #fillPool(): Promise<void> {
+    if (this.#closed) throw closedError();
     const wanted = this.#spec.pool;
     if (wanted === 0) {
       // Nothing to keep warm: still prove that a sandbox can be set up here.
@@ -172,9 +194,13 @@ export class ForkServer {
     }
   }
 
-  /** A ready sandbox: from the pool when one is parked, otherwise forked on demand. */
-  acquire(): Promise<ReadySandbox> {
+  /**
+   * A ready sandbox: from the pool when one is parked, otherwise forked on demand. `cancel` takes a
+   * waiting caller out of the line (the promise rejects with its reason).
+   */
+  acquire(cancel?: AbortSignal): Promise<ReadySandbox> {
     if (this.#closed) return Promise.reject(closedError());
+    if (this.#failed) return Promise.reject(this.#failed);
     const sandbox = this.#ready.shift();
     if (sandbox) {
       // Refill when the run is done (release), not now: forking competes for the CPUs with the run it
@@ -185,7 +211,14 @@ export class ForkServer {
     const waiter = deferred<ReadySandbox>();
     this.#waiters.push(waiter);
     this.#requestForks();
-    return waiter.promise;
+    if (!cancel) return waiter.promise;
+    const onCancel = () => {
+      const index = this.#waiters.indexOf(waiter);
+      if (index >= 0) this.#waiters.splice(index, 1);
+      waiter.reject(cancel.reason instanceof Error ? cancel.reason : new Error(String(cancel.reason)));
+    };
+    cancel.addEventListener('abort', onCancel, { once: true });
+    return waiter.promise.finally(() => cancel.removeEventListener('abort', onCancel));
   }
 
   /** Closes our ends of a sandbox's channels; the sandbox itself exits (or already has). */
@@ -228,7 +261,8 @@ export class ForkServer {
     if (this.#closed || this.#controlFd < 0) return;
     // After repeated setup failures, fork only for runs that are waiting, not to refill the pool.
     const target = (this.#consecutiveFailures >= MAX_CONSECUTIVE_FAILURES ? 0 : this.#spec.pool) + this.#waiters.length;
-    const missing = target - this.#ready.length - this.#pendingForks.length;
+    // The server forks at most 1024 per FORK; never count more as pending than it will answer.
+    const missing = Math.min(1024, target - this.#ready.length - this.#pendingForks.length);
     if (missing <= 0) return;
     try {
       native().send(this.#controlFd, encodeControl(MessageType.FORK, missing));
@@ -313,21 +347,42 @@ export class ForkServer {
     this.#controlFd = -1;
   }
 
-  #onServerExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+  #onServerGone(child: ChildProcess, how: string): void {
     if (child !== this.#process) return;
-    this.#hello?.reject(new Error(`exited with ${signal ?? `code ${code}`}`));
-    if (this.#closed) return;
+    this.#hello?.reject(new Error(`exited with ${how}`));
+    if (this.#launching || this.#closed) return; // #launch's own failure path, or close(), handles it
+    this.#process = undefined;
     // Its sandboxes died with it (PR_SET_PDEATHSIG): runs in flight settle now, later runs get a new server.
-    this.#failInFlight(new ZerobootError('FORKSERVER_DIED', `The ${this.template} fork-server died (${signal ?? `exit code ${code}`}) during the run; it is being restarted and later runs will work. ${this.#stderrTail.trim()}`.trim()));
+    const error = new ZerobootError('FORKSERVER_DIED', `The ${this.template} fork-server died (${how}) during the run; it is being restarted and later runs will work. ${this.#stderrTail.trim()}`.trim());
+    this.#failInFlight(error);
     this.#teardownChannel();
-    this.#restarting = this.start()
-      .catch((error: unknown) => {
-        for (const waiter of this.#waiters.splice(0)) waiter.reject(error as Error);
-      })
-      .finally(() => {
-        this.#restarting = undefined;
-        this.#requestForks();
-      });
+    this.#scheduleRestart(error);
+  }
+
+  /**
+   * Restarts the server: at once, then with backoff (50 ms doubling to 2 s). After MAX_RESTARTS failures in a
+   * row the template is failed: waiting and later runs reject with the last error instead of waiting forever.
+   */
+  #scheduleRestart(reason: Error): void {
+    if (this.#closed || this.#restarting) return;
+    this.#restarting = (async () => {
+      for (let attempt = 1; attempt <= MAX_RESTARTS; attempt++) {
+        if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 50 * 2 ** (attempt - 2))));
+        if (this.#closed) return;
+        try {
+          await this.#launch();
+          this.#requestForks();
+          return;
+        } catch (error) {
+          reason = error as Error;
+        }
+      }
+      if (this.#closed) return;
+      this.#failed = new ZerobootError('FORKSERVER_DIED', `The ${this.template} fork-server died and could not be restarted (${MAX_RESTARTS} attempts): ${reason.message} Start a new Zeroboot instance once the cause is fixed.`, { cause: reason });
+      for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#failed);
+    })().finally(() => {
+      this.#restarting = undefined;
+    });
   }
 
   featureList(): string[] {

@@ -26,7 +26,8 @@ export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
 const ETC_ALLOWED = [
   'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'localtime', 'timezone', 'mime.types', 'protocols', 'services',
   'os-release', 'debian_version', 'alternatives', 'ssl', 'ca-certificates', 'ca-certificates.conf', 'magic',
-  'magic.mime', 'locale.alias', 'inputrc', 'bash.bashrc', 'profile', 'environment', 'shells',
+  'magic.mime', 'locale.alias', 'inputrc', 'shells',
+  // Not environment, profile or bash.bashrc: where administrators put proxy credentials and tokens.
 ];
 
 export interface StateDir {
@@ -145,6 +146,8 @@ export interface PythonInstall {
 }
 
 const pythonCache = new Map<string, PythonInstall>();
+/** Never bound into a sandbox, nor any directory above them. */
+const UNSAFE_PREFIXES = ['/etc', '/root', '/home', '/run', '/var', '/tmp', '/proc', '/sys', '/dev', '/boot', '/srv', '/mnt', '/media', '/opt'];
 
 /** Resolves `python3` (through shims such as pyenv's) to the real interpreter and its install prefixes. */
 export function findPython(command = 'python3'): PythonInstall {
@@ -163,6 +166,12 @@ export function findPython(command = 'python3'): PythonInstall {
   const [executable, ...prefixes] = JSON.parse(output.trim()) as string[];
   const version = prefixes.pop()!;
   const extraPaths = [...new Set(prefixes)].filter((p) => !SYSTEM_PATHS.some((s) => p === s || p.startsWith(`${s}/`)));
+  for (const path of extraPaths) {
+    // Bound read-only into every sandbox: an install prefix, never / or a tree that holds host secrets.
+    if (!path.startsWith('/') || path.split('/').filter(Boolean).length < 2 || UNSAFE_PREFIXES.some((u) => path === u || u.startsWith(`${path}/`))) {
+      throw new ZerobootError('INVALID_ARGUMENT', `The Python at \`${command}\` reports its install prefix as ${path}, which would expose host files to every sandbox: use an interpreter installed in its own directory (e.g. /usr or /opt/python).`);
+    }
+  }
   const install = { executable: executable!, version, extraPaths };
   pythonCache.set(command, install);
   return install;

@@ -43,7 +43,7 @@ export function native(): NativeBinding {
     throw new ZerobootError('KERNEL_FEATURE_MISSING', 'The zeroboot native addon is not built or does not load: run `pnpm build` (it needs cmake, g++ and libseccomp-dev).', { cause });
   }
   binding.init((step, errno, message) =>
-    new ZerobootError(errno === 32 || errno === 104 ? 'FORKSERVER_DIED' : 'SANDBOX_SETUP_FAILED', `${message} (at ${stepName(step)})`, {
+    new ZerobootError('SANDBOX_SETUP_FAILED', `${message} (at ${stepName(step)})`, {
       step: stepName(step),
       errno,
     }),

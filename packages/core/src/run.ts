@@ -125,7 +125,8 @@ function runFailure(message: Message): ZerobootError {
 
 function toResult(exit: ExitInfo, timedOut: boolean): Pick<RunResult, 'exitCode' | 'signal' | 'outcome'> {
   const termSignal = exit.status & 0x7f;
-  if (termSignal === 0) return { exitCode: (exit.status >> 8) & 0xff, signal: null, outcome: 'exited' };
+  // timedOut wins: code that claimed an exit (RUN_EXITED) and kept running until the deadline timed out.
+  if (termSignal === 0) return { exitCode: (exit.status >> 8) & 0xff, signal: null, outcome: timedOut ? 'timed-out' : 'exited' };
   const signal = signalNames.get(termSignal) ?? `SIG${termSignal}`;
   let outcome: RunOutcome = 'signaled';
   if (timedOut) outcome = 'timed-out';

@@ -1,5 +1,5 @@
 import { ZerobootError, invalidArgument } from './errors.js';
-import { ForkServer } from './fork-server.js';
+import { ForkServer, type ReadySandbox } from './fork-server.js';
 import { createStateDir, findPython, SYSTEM_PATHS, type StateDir } from './host.js';
 import { encodeRequest } from './native-protocol.js';
 import { Limiter } from './limiter.js';
@@ -136,12 +136,19 @@ export class Zeroboot {
       this.#inFlight++;
       try {
         const acquiredAt = performance.now();
-        const sandbox = await template.server.acquire();
-        if (signal?.aborted) {
-          template.server.discard(sandbox);
-          throw abortedError(signal);
+        // A parked sandbox that died before its run (killed from outside) is found when the request cannot
+        // be sent; that run takes the next sandbox instead, once.
+        for (let attempt = 1; ; attempt++) {
+          const sandbox = await acquireWithin(template.server, settings.timeoutMs - (performance.now() - acquiredAt), signal);
+          if (sandbox === 'timed-out') return timedOutBeforeStart(acquiredAt);
+          try {
+            const remainingMs = Math.max(1, settings.timeoutMs - (performance.now() - acquiredAt));
+            return await runInSandbox(template.server, sandbox, request, { ...settings, timeoutMs: remainingMs }, acquiredAt);
+          } catch (error) {
+            if (attempt === 1 && isStaleSandbox(error)) continue;
+            throw error;
+          }
         }
-        return await runInSandbox(template.server, sandbox, request, settings, acquiredAt);
       } finally {
         this.#inFlight--;
       }
@@ -182,6 +189,37 @@ export class Zeroboot {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/**
+ * Waits for a sandbox for at most the run's deadline, and no longer than its signal allows: the deadline
+ * and an abort cover the wait for a sandbox too, not only the run.
+ */
+async function acquireWithin(server: ForkServer, timeoutMs: number, signal: AbortSignal | undefined): Promise<ReadySandbox | 'timed-out'> {
+  if (signal?.aborted) throw abortedError(signal);
+  const cancel = new AbortController();
+  const timer = setTimeout(() => cancel.abort(new Error('deadline')), Math.max(1, timeoutMs));
+  const onAbort = () => cancel.abort(new Error('aborted'));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await server.acquire(cancel.signal);
+  } catch (error) {
+    if (signal?.aborted) throw abortedError(signal);
+    if (cancel.signal.aborted) return 'timed-out';
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function timedOutBeforeStart(acquiredAt: number): RunResult {
+  return { stdout: '', stderr: '', exitCode: null, signal: null, timedOut: true, truncated: false, durationMs: performance.now() - acquiredAt, outcome: 'timed-out' };
+}
+
+/** The request could not be sent: the parked sandbox was already gone (EPIPE, ECONNRESET). */
+function isStaleSandbox(error: unknown): boolean {
+  return ZerobootError.isInstance(error) && error.step === 'request' && (error.errno === 32 || error.errno === 104);
 }
 
 function isEmptyObject(value: unknown): boolean {

@@ -1,6 +1,10 @@
 // Behaviour of Zeroboot.start and zb.run, seen from the outside: what the caller gets back and what the
 // code inside the sandbox can see.
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { describe, expect, test } from 'vitest';
 
@@ -672,5 +676,34 @@ describe('fork-server death', () => {
       record('3 s after the kill', { marker: m.find(), sandboxPid: pid, sandboxAlive: alive(pid) });
       expect(clean).toBe(true);
     });
+  });
+
+  test('a fork-server that cannot be restarted: runs time out while waiting, then reject with FORKSERVER_DIED, never hang', async () => {
+    // The interpreter is reached through a symlink we remove once the server is up: every restart fails.
+    const dir = mkdtempSync(join(tmpdir(), 'zb-restart-'));
+    const python = JSON.parse(execFileSync('python3', ['-c', 'import sys, json; print(json.dumps(sys.executable))'], { encoding: 'utf8' })) as string;
+    symlinkSync(python, join(dir, 'python3'));
+    try {
+      await withZeroboot({ templates: { python: { pool: 1, executable: join(dir, 'python3') } } }, async (zb) => {
+        unlinkSync(join(dir, 'python3'));
+        const serverPid = zb.forkServer('python')!.serverPid!;
+        process.kill(serverPid, 'SIGKILL');
+        // Until the SDK has seen the death, a run could still take the dead server's parked sandbox.
+        expect(await eventually(() => !alive(serverPid) && zb.stats().templates.python!.ready === 0, 3000)).toBe(true);
+        // While the restarts back off, a run's deadline covers the wait for a sandbox.
+        const waiting = await within(zb.run('python', 'print(1)', { timeoutMs: 100 }), 3000, 'a run waiting for a restart');
+        record('while restarting', waiting);
+        expect(waiting.timedOut).toBe(true);
+        expect(waiting.outcome).toBe('timed-out');
+        // Once the restarts are given up, runs fail at once with the reason.
+        const error = await within(zerobootError(zb.run('python', 'print(1)', { timeoutMs: 10_000 })), 8000, 'a run after the restarts failed');
+        expect(error.code).toBe('FORKSERVER_DIED');
+        expect(error.message).toMatch(/could not be restarted/);
+        const again = await within(zerobootError(zb.run('python', 'print(1)')), 1000, 'a later run');
+        expect(again.code).toBe('FORKSERVER_DIED');
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

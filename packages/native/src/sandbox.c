@@ -85,13 +85,15 @@ int zb_sandbox_setup(zb_error *err) {
     return -1;
   if (zb_caps_drop_all(err) < 0)
     return -1;
-  if (zb_seccomp_apply(err) < 0)
-    return -1;
-  /* Armed last: the kernel clears the parent-death signal on every change of uid or gid
-   * (commit_creds()), so armed earlier it would be gone by now. Had the server died in between, the
-   * request socket's other end, which it holds until READY, is closed, and zb_sandbox_wait() exits. */
+  /* Armed after the last credential change: the kernel clears the parent-death signal on every change of
+   * uid or gid (commit_creds()), so armed earlier it would be gone by now (dropping capabilities keeps
+   * it). Before seccomp, which refuses PR_SET_PDEATHSIG so user code cannot clear it. Had the server died
+   * in between, the request socket's other end, which it holds until READY, is closed, and
+   * zb_sandbox_wait() exits. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
     return zb_fail(err, ZB_STEP_SIGNALS, errno, "PR_SET_PDEATHSIG");
+  if (zb_seccomp_apply(err) < 0)
+    return -1;
   return stdio_to_null(err);
 }
 

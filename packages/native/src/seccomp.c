@@ -31,7 +31,7 @@ static const char *const refused[] = {
     "unshare", "setns",
     /* other processes */
     "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd", "kcmp",
-    "migrate_pages", "move_pages",
+    "migrate_pages", "move_pages", "mbind", "set_mempolicy", "get_mempolicy", "set_mempolicy_home_node",
     /* kernel attack surface */
     "bpf", "keyctl", "add_key", "request_key", "userfaultfd", "perf_event_open", "io_uring_setup",
     "io_uring_enter", "io_uring_register", "fanotify_init", "name_to_handle_at", "open_by_handle_at",
@@ -78,6 +78,13 @@ static int build(scmp_filter_ctx ctx, zb_error *err) {
     return -1;
   struct scmp_arg_cmp not_unix = SCMP_A0(SCMP_CMP_NE, AF_UNIX);
   if (add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1, &not_unix, "socket", err) < 0)
+    return -1;
+  /* socketpair() reaches a family's create() too (and module autoload): TIPC implements it. */
+  if (add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socketpair), 1, &not_unix, "socketpair", err) < 0)
+    return -1;
+  /* The parent-death signal is how a sandbox dies with its fork-server: user code may not clear it. */
+  struct scmp_arg_cmp pdeathsig = SCMP_A0(SCMP_CMP_EQ, PR_SET_PDEATHSIG);
+  if (add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prctl), 1, &pdeathsig, "prctl", err) < 0)
     return -1;
   /* Faking terminal input to another process sharing a tty. */
   static const unsigned long tty_requests[] = {TIOCSTI, TIOCLINUX};

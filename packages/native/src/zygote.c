@@ -46,8 +46,11 @@ static int signal_fd = -1;
 static int epoll_fd = -1;
 static unsigned live_count;
 
-#define EPOLL_CONTROL (1ull << 32)
-#define EPOLL_SIGNALS (2ull << 32)
+/* Status pipes are tagged (id << 16 | slot): an event left over from a sandbox already reaped in the same
+ * epoll batch must not be taken for the slot's next sandbox. */
+#define EPOLL_CONTROL (~0ull)
+#define EPOLL_SIGNALS (~0ull - 1)
+#define STATUS_TAG(id, slot) (((uint64_t)(id) << 16) | (slot))
 
 static void close_fd(int *fd) {
   if (*fd >= 0)
@@ -121,6 +124,8 @@ static int spawn(void) {
   /* The SDK's read ends never block; the sandbox's write ends do, as programs expect of stdout. */
   fcntl(out[0], F_SETFL, O_NONBLOCK);
   fcntl(errp[0], F_SETFL, O_NONBLOCK);
+  /* The verdict is written in one piece (< PIPE_BUF); reading it never waits on a child still setting up. */
+  fcntl(st[0], F_SETFL, O_NONBLOCK);
   cgroup_fd = zb_cgroups_slot_fd_v2((unsigned)slot, &e);
   if (cgroup_fd == -2 || zb_cgroups_attach_fds((unsigned)slot, attach, &e) < 0)
     goto fail;
@@ -167,7 +172,7 @@ static int spawn(void) {
   char byte = 1;
   zb_write_all(go[1], &byte, 1);
   close_fd(&go[1]);
-  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)slot};
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = STATUS_TAG(id, (unsigned)slot)};
   epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->status_fd, &ev);
   return 1;
 
@@ -356,7 +361,8 @@ int zb_zygote_serve(zb_error *err) {
       else if (tag == EPOLL_SIGNALS)
         rc = on_signals();
       else
-        on_status((unsigned)tag);
+        if (children[tag & 0xffff].id == (uint32_t)(tag >> 16))
+          on_status((unsigned)(tag & 0xffff));
       if (rc == 2) {
         /* In the new sandbox. arrange_child_fds closed the server's epoll and signal fds: their numbers
          * may already name the sandbox's own fds, so forget them rather than close them. */
