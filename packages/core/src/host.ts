@@ -1,7 +1,7 @@
 // What the SDK prepares on the host before any fork-server starts: a private state directory with the
 // sandbox's /etc, and the facts about each runtime (where its install lives, so it can be bound read-only).
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { ZerobootError } from './errors.js';
@@ -40,7 +40,7 @@ export function createStateDir(): StateDir {
   const parent = existsSync('/run') && process.getuid?.() === 0 ? '/run/zeroboot' : join(process.env.TMPDIR ?? '/tmp', 'zeroboot');
   mkdirSync(parent, { recursive: true, mode: 0o755 });
   sweepStale(parent);
-  const path = mkdtempSync(join(parent, `${process.pid}-`));
+  const path = mkdtempSync(join(parent, `${process.pid}-${pidNamespace()}-`));
   const etcDir = join(path, 'etc');
   mkdirSync(etcDir, { mode: 0o755 });
   writeEtc(etcDir);
@@ -77,11 +77,26 @@ function writeEtc(etcDir: string): void {
   }
 }
 
-/** State directories of SDK processes that died without cleaning up (SIGKILL): remove them. */
+/** The inode of our pid namespace: a pid means something only within its namespace. */
+function pidNamespace(): string {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0';
+  } catch {
+    return '0';
+  }
+}
+
+/**
+ * State directories of SDK processes that died without cleaning up (SIGKILL): remove them. Only those of
+ * our own pid namespace: an SDK in another one (a container sharing /run) may be alive with a pid we
+ * cannot see.
+ */
 function sweepStale(parent: string): void {
+  const ownNamespace = pidNamespace();
   for (const entry of safeReaddir(parent)) {
-    const pid = Number.parseInt(entry.split('-')[0] ?? '', 10);
-    if (Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) {
+    const [pidText, namespace] = entry.split('-');
+    const pid = Number.parseInt(pidText ?? '', 10);
+    if (namespace === ownNamespace && Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) {
       rmSync(join(parent, entry), { recursive: true, force: true });
     }
   }

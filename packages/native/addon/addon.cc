@@ -68,7 +68,10 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
 
 // One message: { data: Buffer, fds: number[] }; null when nothing is queued; false at EOF.
 Napi::Value ReceiveOne(Napi::Env env, int fd, bool* more) {
-  static thread_local std::vector<uint8_t> buffer(ZB_REQUEST_INLINE_MAX);
+  // Every message on these channels is a zb_message (at most 256 bytes). A larger one, which only code in
+  // a sandbox could send, is cut here by the kernel and ends the watch (MSG_TRUNC): cheap to refuse, so
+  // that a sandbox flooding its socket with large messages cannot make the SDK copy megabytes.
+  static thread_local std::vector<uint8_t> buffer(512);
   int fds[ZB_CHANNEL_MAX_FDS];
   int fd_count = 0;
   zb_error err{};
