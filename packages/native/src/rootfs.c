@@ -171,38 +171,25 @@ int zb_rootfs_sandbox(zb_error *err) {
   snprintf(options, sizeof options, "size=%um,nr_inodes=%u,mode=0755", zb_cfg.disk_mb, inodes);
   if (mount("zeroboot", ZB_STAGING_DIR, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0)
     return zb_fail(err, ZB_STEP_MOUNT_WRITABLE, errno, "mount the writable tmpfs");
-  /* /workspace and /tmp are overlays whose upper layer lives on the tmpfs, over the empty directory of the
-   * read-only root as their lower layer: the layer layout that branch and merge build on (stacks of frozen
-   * lowers, one upper per sandbox). /dev/shm is a plain directory of the same tmpfs. */
+  /* Directories of the tmpfs, bound onto /workspace, /tmp and /dev/shm. Overlays here (upper on the
+   * tmpfs, the root's empty directory as lower: the layout a layered filesystem stacks into) measured
+   * +0.25 ms per run and +0.6 ms of CPU per sandbox, for no behaviour a run can see: they come with the
+   * layers that need them. */
   static const struct {
     const char *name;
     const char *target;
     mode_t mode;
-    bool overlay;
   } writable[] = {
-      {ZB_STAGING_DIR "/workspace", "/workspace", 0755, true},
-      {ZB_STAGING_DIR "/tmp", "/tmp", 01777, true},
-      {ZB_STAGING_DIR "/shm", "/dev/shm", 01777, false},
+      {ZB_STAGING_DIR "/workspace", "/workspace", 0755},
+      {ZB_STAGING_DIR "/tmp", "/tmp", 01777},
+      {ZB_STAGING_DIR "/shm", "/dev/shm", 01777},
   };
   for (size_t i = 0; i < sizeof writable / sizeof writable[0]; i++) {
-    /* mkdir honours the umask; chmod sets the sticky bit exactly. The upper directory's owner and mode
-     * are the merged directory's. */
+    /* mkdir honours the umask; chmod sets the sticky bit exactly. */
     if (mkdir(writable[i].name, 0700) < 0 || chmod(writable[i].name, writable[i].mode) < 0)
       return zb_fail(err, ZB_STEP_MOUNT_WRITABLE, errno, "mkdir %s", writable[i].name);
-    if (!writable[i].overlay) {
-      if (mount(writable[i].name, writable[i].target, NULL, MS_BIND, NULL) < 0)
-        return zb_fail(err, ZB_STEP_MOUNT_WRITABLE, errno, "bind %s", writable[i].target);
-      continue;
-    }
-    char work[64], data[256];
-    snprintf(work, sizeof work, "%s.work", writable[i].name);
-    if (mkdir(work, 0700) < 0)
-      return zb_fail(err, ZB_STEP_MOUNT_WRITABLE, errno, "mkdir %s", work);
-    /* userxattr: in a user namespace overlayfs keeps its metadata in user.overlay.* xattrs (tmpfs has
-     * them since Linux 6.6). */
-    snprintf(data, sizeof data, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", writable[i].target, writable[i].name, work);
-    if (mount("overlay", writable[i].target, "overlay", MS_NOSUID | MS_NODEV, data) < 0)
-      return zb_fail(err, ZB_STEP_MOUNT_WRITABLE, errno, "mount the overlay on %s", writable[i].target);
+    if (mount(writable[i].name, writable[i].target, NULL, MS_BIND, NULL) < 0)
+      return zb_fail(err, ZB_STEP_MOUNT_WRITABLE, errno, "bind %s", writable[i].target);
   }
   /* The tmpfs stays mounted where it was made: detaching it would cost an expedited RCU grace period
    * (namespace_unlock() in fs/namespace.c), ~0.5 ms here, for nothing but tidiness. */
