@@ -1,7 +1,7 @@
 // What the SDK prepares on the host before any fork-server starts: a private state directory with the
 // sandbox's /etc, and the facts about each runtime (where its install lives, so it can be bound read-only).
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { ZerobootError } from './errors.js';
@@ -130,9 +130,9 @@ function sweepStaleCgroups(): void {
 
 function rmdirQuiet(path: string): void {
   try {
-    rmSync(path, { recursive: false, force: true });
+    rmdirSync(path); // cgroup directories go with rmdir(2) alone, once empty of processes
   } catch {
-    // cgroup directories only go with rmdir(2); rmSync falls back to it, and a busy one stays
+    // still busy, or already gone
   }
 }
 
