@@ -44,7 +44,6 @@ static struct child children[ZB_MAX_SLOTS];
 static uint32_t next_id = 1;
 static int signal_fd = -1;
 static int epoll_fd = -1;
-static unsigned live_count;
 
 /* Status pipes are tagged (id << 16 | slot): an event left over from a sandbox already reaped in the same
  * epoll batch must not be taken for the slot's next sandbox. */
@@ -74,7 +73,6 @@ static void release(unsigned slot) {
     close_fd(&c->handoff[i]);
   c->state = FREE;
   c->pid = 0;
-  live_count--;
 }
 
 /* The lowest free slot: slots are reused as soon as they are free, so a steady load keeps using the same
@@ -161,7 +159,6 @@ static int spawn(void) {
   struct child *c = &children[slot];
   *c = (struct child){.state = SETTING_UP, .id = id, .pid = pid, .status_fd = st[0],
                       .handoff = {sp[0], out[0], errp[0], pidfd}};
-  live_count++;
   if (zb_userns_write_maps(pid, zb_cfg.uid_base + (unsigned)slot, &e) < 0) {
     kill(pid, SIGKILL);
     c->state = FAILED;
