@@ -194,6 +194,16 @@ export class ForkServer {
     }
   }
 
+  /** A parked sandbox if the pool has one, at once; undefined when empty (or closed or failed). */
+  takeReady(): ReadySandbox | undefined {
+    if (this.#closed || this.#failed) return undefined;
+    const sandbox = this.#ready.shift();
+    // Refill when the run is done (release), not now: forking competes for the CPUs with the run it would
+    // delay. Only an empty pool refills at once.
+    if (sandbox && this.#ready.length === 0) this.#requestForks();
+    return sandbox;
+  }
+
   /**
    * A ready sandbox: from the pool when one is parked, otherwise forked on demand. `cancel` takes a
    * waiting caller out of the line (the promise rejects with its reason).
@@ -201,13 +211,8 @@ export class ForkServer {
   acquire(cancel?: AbortSignal): Promise<ReadySandbox> {
     if (this.#closed) return Promise.reject(closedError());
     if (this.#failed) return Promise.reject(this.#failed);
-    const sandbox = this.#ready.shift();
-    if (sandbox) {
-      // Refill when the run is done (release), not now: forking competes for the CPUs with the run it
-      // would delay. Only an empty pool refills at once.
-      if (this.#ready.length === 0) this.#requestForks();
-      return Promise.resolve(sandbox);
-    }
+    const sandbox = this.takeReady();
+    if (sandbox) return Promise.resolve(sandbox);
     const waiter = deferred<ReadySandbox>();
     this.#waiters.push(waiter);
     this.#requestForks();

@@ -197,6 +197,9 @@ export class Zeroboot {
  */
 async function acquireWithin(server: ForkServer, timeoutMs: number, signal: AbortSignal | undefined): Promise<ReadySandbox | 'timed-out'> {
   if (signal?.aborted) throw abortedError(signal);
+  // The common case, a parked sandbox: no deadline or abort wiring for a wait that does not happen.
+  const parked = server.takeReady();
+  if (parked) return parked;
   const cancel = new AbortController();
   const timer = setTimeout(() => cancel.abort(new Error('deadline')), Math.max(1, timeoutMs));
   const onAbort = () => cancel.abort(new Error('aborted'));
