@@ -2,6 +2,10 @@
 export declare const addonPath: string;
 /** Absolute path of the C library for ctypes, `build/Release/libzeroboot.so`. */
 export declare const libPath: string;
+/** The Node fork-server's binding, `build/Release/zeroboot_zygote.node` (loaded by runtimes/node/zygote.cjs). */
+export declare const zygoteAddonPath: string;
+/** The shell fork-server, `build/Release/zeroboot-shell`. */
+export declare const shellServerPath: string;
 /** Absolute path of the runtime sources, `packages/native/runtimes`. */
 export declare const runtimesDir: string;
 /** Loads the addon; the caller states its shape (core types the raw binding in one place). */

@@ -5,6 +5,8 @@ const release = join(import.meta.dirname, 'build', 'Release');
 
 export const addonPath = join(release, 'zeroboot_native.node');
 export const libPath = join(release, 'libzeroboot.so');
+export const zygoteAddonPath = join(release, 'zeroboot_zygote.node');
+export const shellServerPath = join(release, 'zeroboot-shell');
 export const runtimesDir = join(import.meta.dirname, 'runtimes');
 
 export function loadAddon() {

@@ -2,22 +2,19 @@
 // the forking and the isolation (packages/native/src/zygote.c); this side asks it for sandboxes (FORK),
 // keeps the ones it hands over (READY) until a run takes one, and learns how each ended (EXIT).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 
 import { ZerobootError } from './errors.js';
 import { BASE_ENV } from './host.js';
 import { ExitFlag, Feature, MessageType, decodeMessage, encodeControl, stepName, type Message } from './native-protocol.js';
-import { libPath, native, runtimesDir, type Watcher } from './native.js';
+import { native, type Watcher } from './native.js';
 import { Samples } from './samples.js';
 
 export interface ForkServerSpec {
   template: string;
-  executable: string;
-  preload: string[];
-  prewarm: boolean;
+  /** The fork-server's command line (runtimes.ts). */
+  command: string;
+  args: string[];
   pool: number;
-  /** key/value settings for zb_config_set (see packages/native/src/config.c). */
-  settings: Array<[string, string | number]>;
 }
 
 export interface ExitInfo {
@@ -115,11 +112,10 @@ export class ForkServer {
     const binding = native();
     const [ours, theirs] = binding.channelPair();
     const hello = deferred<Message>();
-    const config = JSON.stringify({ settings: this.#spec.settings.map(([k, v]) => [k, String(v)]), preload: this.#spec.preload, prewarm: this.#spec.prewarm });
     let child: ChildProcess;
     try {
       // A clean environment: the server's memory is every sandbox's memory, so nothing of ours may be in it.
-      child = spawn(this.#spec.executable, ['-s', join(runtimesDir, 'python', 'zygote.py'), libPath, config], {
+      child = spawn(this.#spec.command, this.#spec.args, {
         env: { ...BASE_ENV },
         cwd: '/',
         stdio: ['ignore', 'ignore', 'pipe', theirs],

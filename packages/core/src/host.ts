@@ -1,7 +1,7 @@
 // What the SDK prepares on the host before any fork-server starts: a private state directory with the
 // sandbox's /etc, and the facts about each runtime (where its install lives, so it can be bound read-only).
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { ZerobootError } from './errors.js';
@@ -190,4 +190,60 @@ export function findPython(command = 'python3'): PythonInstall {
   const install = { executable: executable!, version, extraPaths };
   pythonCache.set(command, install);
   return install;
+}
+
+export interface NodeInstall {
+  executable: string;
+  /** [major, minor] */
+  version: [number, number];
+}
+
+const nodeCache = new Map<string, NodeInstall>();
+
+/** Resolves a Node binary to its real path and version; the default is the SDK's own Node. */
+export function findNode(command?: string): NodeInstall {
+  const key = command ?? process.execPath;
+  const cached = nodeCache.get(key);
+  if (cached) return cached;
+  let executable: string;
+  let versionText: string;
+  if (command === undefined || command === process.execPath) {
+    executable = realpathSync(process.execPath);
+    versionText = process.versions.node;
+  } else {
+    try {
+      [executable, versionText] = JSON.parse(
+        execFileSync(command, ['-p', 'JSON.stringify([require("fs").realpathSync(process.execPath), process.versions.node])'], {
+          encoding: 'utf8',
+          timeout: 15_000,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { PATH: process.env.PATH ?? BASE_ENV.PATH },
+        }).trim(),
+      ) as [string, string];
+    } catch (cause) {
+      throw new ZerobootError('UNKNOWN_RUNTIME', `No Node.js found as \`${command}\`: install Node.js 22 or later, or leave \`templates.node.executable\` unset to use the SDK's own Node.`, { cause });
+    }
+  }
+  const [major = 0, minor = 0] = versionText.split('.').map(Number);
+  if (major < 22) {
+    throw new ZerobootError('UNKNOWN_RUNTIME', `The Node.js at \`${executable}\` is ${versionText}; the node template needs 22 or later (V8's --single-threaded, --disable-sigusr1). Leave \`templates.node.executable\` unset to use the SDK's own Node (${process.version}).`);
+  }
+  const install: NodeInstall = { executable, version: [major, minor] };
+  nodeCache.set(key, install);
+  return install;
+}
+
+/** The shell scripts run with: bash when present (as `sh -c` would be, with bash's features), else /bin/sh. */
+export function findShell(command?: string): string {
+  const candidates = command === undefined ? ['/bin/bash', '/usr/bin/bash', '/bin/sh'] : [command];
+  for (const candidate of candidates) {
+    if (!candidate.startsWith('/')) break;
+    try {
+      accessSync(candidate, constants.X_OK);
+      return realpathSync(candidate);
+    } catch {
+      // try the next one
+    }
+  }
+  throw new ZerobootError('UNKNOWN_RUNTIME', command === undefined ? 'No shell found at /bin/bash or /bin/sh: install bash (apt-get install bash).' : `\`templates.shell.executable\` must be the absolute path of an executable shell, got ${JSON.stringify(command)}.`);
 }

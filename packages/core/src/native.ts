@@ -1,5 +1,5 @@
 // The raw binding, typed in one place. Validation happens before these calls; the addon only translates.
-import { loadAddon, libPath, runtimesDir } from '@zeroboot/native';
+import { loadAddon, libPath, runtimesDir, shellServerPath, zygoteAddonPath } from '@zeroboot/native';
 
 import { ZerobootError } from './errors.js';
 import { stepName } from './native-protocol.js';
@@ -51,4 +51,4 @@ export function native(): NativeBinding {
   return binding;
 }
 
-export { libPath, runtimesDir };
+export { libPath, runtimesDir, shellServerPath, zygoteAddonPath };

@@ -3,20 +3,27 @@ import { z } from 'zod';
 import { ZerobootError, describe } from './errors.js';
 
 /** The runtimes zeroboot knows how to warm. */
-export const RUNTIMES = ['python'] as const;
+export const RUNTIMES = ['python', 'node', 'shell'] as const;
 export type RuntimeKind = (typeof RUNTIMES)[number];
 
-const moduleName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'a module name such as "json" or "os.path"');
+/** Checked per runtime when the template starts (runtimes.ts): Python module names, Node built-ins. */
+const moduleName = z.string().min(1).max(200);
 
 const templateSchema = z
   .object({
     /** Which runtime this template warms. Default: the template's name when it names a runtime. */
     runtime: z.enum(RUNTIMES).optional(),
-    /** Modules imported once in the fork-server, so every sandbox starts with them loaded. Default: []. */
+    /**
+     * Modules loaded once in the fork-server, so every sandbox starts with them loaded: Python module names
+     * ("numpy", "os.path"), or Node.js built-ins ("node:zlib"). None for shell. Default: [].
+     */
     preload: z.array(moduleName).max(256).default([]),
-    /** How many isolated sandboxes to keep forked, parked and ready. Default: 8 for python. */
+    /** How many isolated sandboxes to keep forked, parked and ready. Default: 8 for python, 4 for node and shell. */
     pool: z.number().int().min(0).max(256).optional(),
-    /** The interpreter to warm. Default: `python3` on the SDK's PATH. */
+    /**
+     * The interpreter to warm. Default: `python3` on the SDK's PATH; the SDK's own Node (22 or later);
+     * /bin/bash, else /bin/sh.
+     */
     executable: z.string().min(1).optional(),
     /**
      * Run a tiny program in each parked sandbox before it waits for work, so that the pages a run touches

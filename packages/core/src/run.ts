@@ -162,6 +162,7 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
   // the run without waiting for the kernel to tear the sandbox down; a run killed by a signal never
   // reports, and the fork-server's EXIT tells.
   let failure: ZerobootError | undefined;
+  let runtimeSignal = 0;
   let started = false; // after RUN_STARTED user code runs and can write to the socket: no more RUN_FAILED
   const reported = new Promise<ExitInfo>((resolve) => {
     const onMessage = (received: ReceivedMessage | false) => {
@@ -169,7 +170,11 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
       for (const fd of received.fds) native().close(fd);
       const message = decodeMessage(received.data);
       if (message?.type === MessageType.RUN_STARTED) started = true;
-      else if (message?.type === MessageType.RUN_EXITED) resolve({ status: (message.a & 0xff) << 8, oomKilled: false });
+      else if (message?.type === MessageType.RUN_EXITED) {
+        // b: the signal that killed the runtime's child running the code (the shell's script)
+        if (message.b > 0 && message.b < 128) runtimeSignal = message.b;
+        resolve({ status: (message.a & 0xff) << 8, oomKilled: false });
+      }
       else if (message?.type === MessageType.RUN_FAILED && !started) failure ??= runFailure(message);
     };
     watchers.push(new (native().Watcher)(sandbox.requestFd, onMessage, WATCH_CHANNEL));
@@ -182,7 +187,13 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
       throw error;
     }
     // pid 1's exit takes the whole pid namespace down, so every writer of the pipes is gone with it.
-    const [exit] = await Promise.all([Promise.race([reported, sandbox.exit]), outputs]);
+    let [exit] = await Promise.all([Promise.race([reported, sandbox.exit]), outputs]);
+    if (runtimeSignal !== 0) {
+      // Killed by a signal: by the memory limit's OOM killer if it was SIGKILL and the fork-server saw an
+      // OOM kill in the sandbox's cgroup (its EXIT follows at once: the runtime exits right after).
+      const oomKilled = runtimeSignal === constants.signals.SIGKILL && (await sandbox.exit.then((e) => e.oomKilled, () => false));
+      exit = { status: runtimeSignal, oomKilled };
+    }
     const durationMs = performance.now() - acquiredAt;
     if (aborted) throw new ZerobootError('ABORTED', 'The run was aborted through its AbortSignal; its processes were killed.', { cause: settings.signal?.reason });
     const status = toResult(exit, timedOut);

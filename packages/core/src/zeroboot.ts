@@ -1,11 +1,12 @@
 import { ZerobootError, invalidArgument } from './errors.js';
 import { ForkServer, type ReadySandbox } from './fork-server.js';
-import { createStateDir, findPython, SYSTEM_PATHS, type StateDir } from './host.js';
+import { createStateDir, type StateDir } from './host.js';
 import { encodeRequest } from './native-protocol.js';
 import { Limiter } from './limiter.js';
 import { native } from './native.js';
-import { parseOrThrow, runOptionsSchema, startSchema, type Limits, type ResolvedStartOptions, type RunOptions, type RuntimeKind, type StartOptions } from './options.js';
+import { parseOrThrow, RUNTIMES, runOptionsSchema, startSchema, type Limits, type ResolvedStartOptions, type RunOptions, type RuntimeKind, type StartOptions } from './options.js';
 import { runInSandbox, type RunResult } from './run.js';
+import { availableRuntimes, DEFAULT_POOL, launchFor } from './runtimes.js';
 
 export interface TemplateStats {
   /** Sandboxes forked, isolated and parked, waiting for a run. */
@@ -30,7 +31,6 @@ interface Template {
   queue: Limiter;
 }
 
-const DEFAULT_POOL: Record<RuntimeKind, number> = { python: 8 };
 /**
  * Each instance gets its own band of host uids (8 templates x 4096 slots), derived from the pid and a
  * counter. Two SDK processes whose pids agree modulo 1024 can share a band; sandboxes are isolated from
@@ -67,36 +67,29 @@ export class Zeroboot {
     if (process.getuid?.() !== 0) {
       throw new ZerobootError('KERNEL_FEATURE_MISSING', 'zeroboot needs to run as root for now: rootless mode (unprivileged user namespaces) is not built yet. Run the SDK as root, e.g. in a container or VM.');
     }
-    const templates = resolved.templates ?? { python: { preload: [], prewarm: true, concurrency: 64 } };
+    const templates: NonNullable<ResolvedStartOptions['templates']> =
+      resolved.templates ?? Object.fromEntries(availableRuntimes().map((r) => [r, { preload: [], prewarm: true, concurrency: 64 }]));
     const state = createStateDir();
     const zb = new Zeroboot(resolved, state);
     const instance = (process.pid % 1024) * 64 + (instanceCounter++ % 64);
     try {
       let index = 0;
       for (const [name, spec] of Object.entries(templates)) {
-        const runtime = spec.runtime ?? (name === 'python' ? 'python' : undefined);
-        if (!runtime) throw invalidArgument(`options.templates.${name}.runtime`, `one of 'python' (the template's name is not a runtime)`, spec.runtime);
-        const python = findPython(spec.executable ?? 'python3');
+        const runtime: RuntimeKind | undefined = spec.runtime ?? RUNTIMES.find((r) => r === name);
+        if (!runtime) throw invalidArgument(`options.templates.${name}.runtime`, `one of ${RUNTIMES.map((r) => `'${r}'`).join(', ')} (the template's name is not a runtime)`, spec.runtime);
         const limits = resolved.limits;
-        const server = new ForkServer({
-          template: name,
-          executable: python.executable,
-          preload: spec.preload,
-          prewarm: spec.prewarm,
-          pool: spec.pool ?? DEFAULT_POOL[runtime],
-          settings: [
-            ['state_dir', state.path],
-            ['etc_dir', state.etcDir],
-            ...[...SYSTEM_PATHS, ...python.extraPaths].map((p): [string, string] => ['ro_path', p]),
-            ['template', name],
-            ['uid_base', 1_000_000 + (instance * 8 + index) * 4096],
-            ['memory_mb', limits.memoryMb],
-            ['max_processes', limits.maxProcesses],
-            ['disk_mb', limits.diskMb],
-            ['sdk_pid', process.pid],
-            ['control_fd', 3],
-          ],
-        });
+        const launch = launchFor(runtime, spec, [
+          ['state_dir', state.path],
+          ['etc_dir', state.etcDir],
+          ['template', name],
+          ['uid_base', 1_000_000 + (instance * 8 + index) * 4096],
+          ['memory_mb', limits.memoryMb],
+          ['max_processes', limits.maxProcesses],
+          ['disk_mb', limits.diskMb],
+          ['sdk_pid', process.pid],
+          ['control_fd', 3],
+        ], `options.templates.${name}`);
+        const server = new ForkServer({ template: name, ...launch, pool: spec.pool ?? DEFAULT_POOL[runtime] });
         zb.#templates.set(name, { name, runtime, server, queue: new Limiter(spec.concurrency) });
         index++;
       }

@@ -32,12 +32,12 @@ process.env.ZB_TEST_HOST_SECRET = HOST_SECRET;
 const zb = sharedZeroboot();
 
 describe('Zeroboot.start', () => {
-  test('defaults: the documented limits and a warm python template', async () => {
+  test('defaults: the documented limits and a warm template for every runtime found', async () => {
     expect(zb().limits).toEqual({ timeoutMs: 10_000, memoryMb: 256, maxProcesses: 64, maxOutputBytes: 1 << 20, diskMb: 256 });
     const stats = zb().stats();
     record('stats', stats);
-    expect(Object.keys(stats.templates)).toEqual(['python']);
-    expect(await eventually(() => zb().stats().templates.python!.ready > 0, 5000)).toBe(true);
+    expect(Object.keys(stats.templates)).toEqual(['python', 'node', 'shell']);
+    for (const name of ['python', 'node', 'shell']) expect(await eventually(() => zb().stats().templates[name]!.ready > 0, 5000)).toBe(true);
   });
 
   test.each<[string, unknown, RegExp]>([
@@ -539,7 +539,7 @@ describe('run: abort', () => {
 
 describe('run: arguments, runtimes and lifecycle', () => {
   test('an unknown runtime is UNKNOWN_RUNTIME, naming the templates there are', async () => {
-    for (const name of ['ruby', 'node', 'shell']) {
+    for (const name of ['ruby', 'python3', 'bash']) {
       const error = await zerobootError(zb().run(name, 'x'));
       expect(error.code).toBe('UNKNOWN_RUNTIME');
       expect(error.message).toContain('"python"');

@@ -43,6 +43,7 @@ struct zb_config {
   unsigned disk_mb;
   int control_fd;
   pid_t sdk_pid;
+  bool madv_dofork; /* runtimes whose heap is MADV_DONTFORK (V8): undo it before every fork */
 };
 
 extern struct zb_config zb_cfg;

@@ -16,7 +16,7 @@
  *    sandbox -> SDK: RUN_FAILED {a = zb_step, b = errno, text} when the run could not start
  *                    RUN_STARTED when the runtime is about to run user code: from here on the SDK
  *                    believes no RUN_FAILED, since user code can write to this socket too
- *                    RUN_EXITED {a = exit status} when the runtime is done, after closing its stdout and
+ *                    RUN_EXITED {a = exit status, b = signal number or 0} when the runtime is done, after closing its stdout and
  *                    stderr: the run is over without waiting for the kernel to tear the sandbox down
  *                    (~0.5 ms); the SDK then SIGKILLs pid 1 through its pidfd to make sure of it. User code
  *                    can reach this socket too: after RUN_STARTED all it could claim is its own exit

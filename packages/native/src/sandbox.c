@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -145,24 +146,36 @@ static int receive(zb_error *err) {
   return 0;
 }
 
+int zb_request_next_field(const uint8_t *request, uint32_t size, uint32_t *offset, uint32_t *type,
+                          const uint8_t **data, uint32_t *length) {
+  if (*offset == 0)
+    *offset = sizeof(zb_request_header);
+  if (*offset >= size)
+    return 0;
+  if (size - *offset < 8)
+    return -1;
+  uint32_t field_size;
+  memcpy(type, request + *offset, 4);
+  memcpy(&field_size, request + *offset + 4, 4);
+  *offset += 8;
+  if (field_size > size - *offset)
+    return -1;
+  *data = request + *offset;
+  *length = field_size;
+  *offset += field_size;
+  return 1;
+}
+
 /* Walks the fields; calls visit for STDIN and FILE, the fields this layer handles. */
 static int each_field(int (*visit)(uint32_t type, const uint8_t *data, uint32_t size, zb_error *err),
                       zb_error *err) {
-  uint32_t offset = sizeof(zb_request_header);
-  while (offset < request_size) {
-    uint32_t type, size;
-    if (request_size - offset < 8)
-      return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "truncated field header");
-    memcpy(&type, request_buffer + offset, 4);
-    memcpy(&size, request_buffer + offset + 4, 4);
-    offset += 8;
-    if (size > request_size - offset)
-      return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "field runs past the request");
-    if (visit(type, request_buffer + offset, size, err) < 0)
+  uint32_t offset = 0, type, size;
+  const uint8_t *data;
+  int rc;
+  while ((rc = zb_request_next_field(request_buffer, request_size, &offset, &type, &data, &size)) > 0)
+    if (visit(type, data, size, err) < 0)
       return -1;
-    offset += size;
-  }
-  return 0;
+  return rc < 0 ? zb_fail(err, ZB_STEP_REQUEST, EPROTO, "malformed request field") : 0;
 }
 
 static int write_stdin(const uint8_t *data, uint32_t size, zb_error *err) {
@@ -216,6 +229,38 @@ static int visit(uint32_t type, const uint8_t *data, uint32_t size, zb_error *er
   }
 }
 
+#define MAX_KEPT_FDS 8
+static int kept_fds[MAX_KEPT_FDS];
+static int kept_count;
+
+int zb_sandbox_keep_fd(int fd, zb_error *err) {
+  if (fd <= ZB_FD_REQUEST || kept_count == MAX_KEPT_FDS)
+    return zb_fail(err, ZB_STEP_STDIO, EINVAL, "cannot keep fd %d", fd);
+  int i = kept_count++;
+  for (; i > 0 && kept_fds[i - 1] > fd; i--) /* kept sorted */
+    kept_fds[i] = kept_fds[i - 1];
+  kept_fds[i] = fd;
+  return 0;
+}
+
+static void close_from(unsigned first, unsigned last) {
+  if (first > last)
+    return;
+  if (syscall(SYS_close_range, first, last, 0) < 0)
+    for (unsigned fd = first; fd <= last && fd < 65536; fd++)
+      close((int)fd);
+}
+
+/* Every fd above the request socket but the kept ones. */
+static void close_unkept(void) {
+  unsigned next = ZB_FD_REQUEST + 1;
+  for (int i = 0; i < kept_count; i++) {
+    close_from(next, (unsigned)kept_fds[i] - 1);
+    next = (unsigned)kept_fds[i] + 1;
+  }
+  close_from(next, ~0U);
+}
+
 int zb_sandbox_wait(const uint8_t **request, uint32_t *size, zb_error *err) {
   if (receive(err) < 0 || each_field(visit, err) < 0)
     return -1;
@@ -223,10 +268,7 @@ int zb_sandbox_wait(const uint8_t **request, uint32_t *size, zb_error *err) {
     return zb_fail(err, ZB_STEP_STDIO, errno, "dup2 stdout/stderr");
   /* From here user code runs with fds 0-2 and the request socket, kept for zb_sandbox_finish and
    * close-on-exec so that no program the code starts inherits it. */
-  if (syscall(SYS_close_range, ZB_FD_REQUEST + 1, ~0U, 0) < 0) {
-    for (int fd = ZB_FD_REQUEST + 1; fd < ZB_FD_FIRST_FREE; fd++)
-      close(fd);
-  }
+  close_unkept();
   fcntl(ZB_FD_REQUEST, F_SETFD, FD_CLOEXEC);
   zb_message started = {.version = ZB_PROTOCOL_VERSION, .type = ZB_MSG_RUN_STARTED};
   send(ZB_FD_REQUEST, &started, ZB_MESSAGE_HEADER_SIZE + 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -246,10 +288,20 @@ void zb_sandbox_fail(const zb_error *err) {
   _exit(127);
 }
 
-void zb_sandbox_finish(int status) {
+__attribute__((noreturn)) static void finish(int status, int signal_number) {
   close(1);
   close(2);
-  zb_message msg = {.version = ZB_PROTOCOL_VERSION, .type = ZB_MSG_RUN_EXITED, .a = status & 0xff};
+  zb_message msg = {.version = ZB_PROTOCOL_VERSION, .type = ZB_MSG_RUN_EXITED, .a = status & 0xff, .b = signal_number};
   send(ZB_FD_REQUEST, &msg, ZB_MESSAGE_HEADER_SIZE + 1, MSG_NOSIGNAL | MSG_DONTWAIT);
   _exit(status & 0xff);
+}
+
+void zb_sandbox_finish(int status) {
+  finish(status, 0);
+}
+
+void zb_sandbox_finish_wait_status(int wait_status) {
+  if (WIFSIGNALED(wait_status))
+    finish(128 + WTERMSIG(wait_status), WTERMSIG(wait_status));
+  finish(WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 1, 0);
 }

@@ -5,9 +5,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -37,16 +37,19 @@ int zb_userns_write_maps(pid_t pid, unsigned host_id, zb_error *err) {
  * it had (root) is unmapped in the namespace, so the kernel's setuid fixup does not see a root -> non-root
  * transition and leaves the capabilities in place (cap_emulate_setxuid); PR_SET_KEEPCAPS says so
  * explicitly. They are needed for the mounts that follow and dropped in caps.c before any user code. */
+/* Raw system calls, not glibc's wrappers: in a child forked from a multithreaded server (Node's), glibc still
+ * lists the server's threads and would try to signal each of them to change their credentials too. The
+ * child is single-threaded: one thread's credentials are all there is. */
 int zb_userns_become_sandbox_user(zb_error *err) {
   /* Supplementary groups are inherited from the fork-server (host root's, e.g. gid 0): drop them, or the
    * sandbox would keep group access to host files through an unmapped gid. */
-  if (setgroups(0, NULL) < 0)
+  if (syscall(SYS_setgroups, 0, NULL) < 0)
     return zb_fail(err, ZB_STEP_CREDENTIALS, errno, "setgroups");
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
     return zb_fail(err, ZB_STEP_CREDENTIALS, errno, "PR_SET_KEEPCAPS");
-  if (setresgid(ZB_SANDBOX_UID, ZB_SANDBOX_UID, ZB_SANDBOX_UID) < 0)
+  if (syscall(SYS_setresgid, ZB_SANDBOX_UID, ZB_SANDBOX_UID, ZB_SANDBOX_UID) < 0)
     return zb_fail(err, ZB_STEP_CREDENTIALS, errno, "setresgid");
-  if (setresuid(ZB_SANDBOX_UID, ZB_SANDBOX_UID, ZB_SANDBOX_UID) < 0)
+  if (syscall(SYS_setresuid, ZB_SANDBOX_UID, ZB_SANDBOX_UID, ZB_SANDBOX_UID) < 0)
     return zb_fail(err, ZB_STEP_CREDENTIALS, errno, "setresuid");
   return 0;
 }

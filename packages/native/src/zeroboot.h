@@ -24,12 +24,16 @@
 #include "error.h"
 
 /* Keys: state_dir, etc_dir, ro_path (repeatable), template, uid_base, memory_mb, max_processes, disk_mb,
- * control_fd, sdk_pid, hostname. Unknown keys and malformed numbers fail with ZB_STEP_CONFIG. */
+ * control_fd, sdk_pid, hostname, madv_dofork (0/1). Unknown keys and malformed numbers fail with ZB_STEP_CONFIG. */
 int zb_config_set(const char *key, const char *value, zb_error *err);
 
 int zb_zygote_init(zb_error *err);
 
 int zb_zygote_serve(zb_error *err);
+
+/* Before zb_sandbox_wait(): fds the runtime made in the sandbox and needs past it (the shell's pipes to
+ * its pre-started shell). zb_sandbox_wait() closes every other fd above the request socket. At most 8. */
+int zb_sandbox_keep_fd(int fd, zb_error *err);
 
 /* On success *request points at a buffer the library owns until the process exits. On a closed request
  * channel (the SDK dropped this parked sandbox) the process exits 0. */
@@ -41,5 +45,14 @@ void zb_sandbox_fail(const zb_error *err) __attribute__((noreturn));
 /* Ends the run: closes stdout and stderr (the runtime has flushed them), tells the SDK the exit status
  * and exits. Status is 0-255. */
 void zb_sandbox_finish(int status) __attribute__((noreturn));
+
+/* The same for a runtime whose user code ran in a child process (the shell): takes that child's wait(2)
+ * status, so that a script killed by a signal is reported as killed by it. */
+void zb_sandbox_finish_wait_status(int wait_status) __attribute__((noreturn));
+
+/* Walks a request's fields (protocol.h) for runtimes written in C or C++: start with *offset = 0. Returns
+ * 1 with the next field, 0 at the end, -1 on a malformed request. */
+int zb_request_next_field(const uint8_t *request, uint32_t size, uint32_t *offset, uint32_t *type,
+                          const uint8_t **data, uint32_t *length);
 
 #endif

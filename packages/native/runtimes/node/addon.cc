@@ -1,0 +1,167 @@
+// The Node fork-server's binding to libzeroboot (zygote.cjs is its only user). Setup failures end the
+// process the way the Python runtime's do (exit 70 + step, message on stderr): the SDK reads both.
+#include <napi.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+extern "C" {
+#include "protocol.h"
+#include "zeroboot.h"
+}
+
+namespace {
+
+// The fds Node had open before libzeroboot made any (above 3, the control socket): libuv's loops, each
+// thread's. See LoopFork.
+std::vector<int> runtime_fds;
+
+[[noreturn]] void FailSetup(const zb_error& err) {
+  std::fprintf(stderr, "zeroboot fork-server: %s\n", err.message);
+  _exit(70 + (err.step < 50 ? err.step : 50));
+}
+
+Napi::Value RecordFds(const Napi::CallbackInfo& info) {
+  runtime_fds.clear();
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) {
+    zb_error err{};
+    err.step = ZB_STEP_CONFIG;
+    err.errnum = errno;
+    std::snprintf(err.message, sizeof err.message, "list /proc/self/fd: %s", std::strerror(errno));
+    FailSetup(err);
+  }
+  int own = dirfd(dir);
+  while (dirent* entry = readdir(dir)) {
+    int fd = std::atoi(entry->d_name);
+    if (entry->d_name[0] != '.' && fd > 3 && fd != own)
+      runtime_fds.push_back(fd);
+  }
+  closedir(dir);
+  return Napi::Number::New(info.Env(), static_cast<double>(runtime_fds.size()));
+}
+
+Napi::Value ConfigSet(const Napi::CallbackInfo& info) {
+  std::string key = info[0].As<Napi::String>();
+  std::string value = info[1].As<Napi::String>();
+  zb_error err{};
+  if (zb_config_set(key.c_str(), value.c_str(), &err) < 0)
+    FailSetup(err);
+  return info.Env().Undefined();
+}
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  zb_error err{};
+  if (zb_zygote_init(&err) < 0)
+    FailSetup(err);
+  return info.Env().Undefined();
+}
+
+// 1 in the server after an orderly shutdown, 0 in a new sandbox.
+Napi::Value Serve(const Napi::CallbackInfo& info) {
+  zb_error err{};
+  int rc = zb_zygote_serve(&err);
+  if (rc < 0)
+    FailSetup(err);
+  return Napi::Number::New(info.Env(), rc);
+}
+
+// Parks until the run's request arrives; returns { code: string, env: [name, value][] }.
+Napi::Value Wait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint8_t* request = nullptr;
+  uint32_t size = 0;
+  zb_error err{};
+  if (zb_sandbox_wait(&request, &size, &err) < 0)
+    zb_sandbox_fail(&err);
+  auto result = Napi::Object::New(env);
+  auto variables = Napi::Array::New(env);
+  result.Set("code", Napi::String::New(env, ""));
+  uint32_t offset = 0, type = 0, length = 0, count = 0;
+  const uint8_t* data = nullptr;
+  while (zb_request_next_field(request, size, &offset, &type, &data, &length) > 0) {
+    const char* text = reinterpret_cast<const char*>(data);
+    if (type == ZB_FIELD_CODE) {
+      result.Set("code", Napi::String::New(env, text, length));
+    } else if (type == ZB_FIELD_ENV) {
+      const void* eq = std::memchr(text, '=', length);
+      if (eq == nullptr)
+        continue;
+      size_t name_length = static_cast<const char*>(eq) - text;
+      auto pair = Napi::Array::New(env, 2);
+      pair.Set(uint32_t{0}, Napi::String::New(env, text, name_length));
+      pair.Set(uint32_t{1}, Napi::String::New(env, text + name_length + 1, length - name_length - 1));
+      variables.Set(count++, pair);
+    }
+  }
+  result.Set("env", variables);
+  return result;
+}
+
+// After zb_sandbox_wait() (which left fds 0-3), gives the main loop kernel objects of its own. Until now it
+// shared the fork-server's epoll instance, eventfd and signal pipe (a fork copies fds, not the objects
+// behind them), whose numbers are closed. uv_loop_fork() closes the old numbers and opens new ones; so
+// that it closes nothing of ours, every old number is first taken by /dev/null. The numbers it does not
+// close belong to loops of threads that do not exist in this process (Node's platform workers); they stay
+// on /dev/null, so that whatever might still write to them writes nowhere.
+Napi::Value LoopFork(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd >= 0) {
+    for (int fd : runtime_fds)
+      if (fd != null_fd)
+        dup3(null_fd, fd, O_CLOEXEC);
+    bool null_is_old = false;
+    for (int fd : runtime_fds)
+      null_is_old = null_is_old || fd == null_fd;
+    if (!null_is_old)
+      close(null_fd);
+  }
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_loop_fork(loop) != 0) {
+    zb_error err{};
+    err.step = ZB_STEP_REQUEST;
+    std::snprintf(err.message, sizeof err.message, "uv_loop_fork failed");
+    zb_sandbox_fail(&err);
+  }
+  return env.Undefined();
+}
+
+// A seed for V8's Math.random, from the kernel: every sandbox starts from the same memory.
+Napi::Value Seed(const Napi::CallbackInfo& info) {
+  uint32_t seed = 0;
+  while (seed == 0 || seed > 0x7fffffffu) {
+    if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+      seed = static_cast<uint32_t>(uv_hrtime());
+    seed &= 0x7fffffffu;
+  }
+  return Napi::Number::New(info.Env(), seed);
+}
+
+Napi::Value Finish(const Napi::CallbackInfo& info) {
+  zb_sandbox_finish(info[0].As<Napi::Number>().Int32Value() & 0xff);
+}
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  exports.Set("recordFds", Napi::Function::New(env, RecordFds));
+  exports.Set("configSet", Napi::Function::New(env, ConfigSet));
+  exports.Set("init", Napi::Function::New(env, Init));
+  exports.Set("serve", Napi::Function::New(env, Serve));
+  exports.Set("wait", Napi::Function::New(env, Wait));
+  exports.Set("loopFork", Napi::Function::New(env, LoopFork));
+  exports.Set("seed", Napi::Function::New(env, Seed));
+  exports.Set("finish", Napi::Function::New(env, Finish));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(zeroboot_zygote, InitModule)
