@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 
 import { Zeroboot, ZerobootError, type RunOptions, type RunResult, type StartOptions } from '@zeroboot/core';
-import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, inject } from 'vitest';
 
 export { Zeroboot, ZerobootError, type RunOptions, type RunResult, type StartOptions };
 
@@ -24,11 +24,65 @@ export function record(label: string, value: unknown): void {
   evidence.push({ label, value });
 }
 
+declare module 'vitest' {
+  export interface ProvidedContext {
+    attackRuntime: Runtime;
+  }
+}
+
+export const RUNTIMES = ['python', 'node', 'shell'] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+/**
+ * The attack suite (test/security) is one list of attacks written as Python programs, run from each runtime's
+ * sandbox (vitest.config.ts runs the files once per runtime). From node and shell the program replaces the
+ * runtime's own process (execve, which seccomp allows), so it starts with exactly what that runtime's process
+ * had: its fds, environment, credentials, namespaces, seccomp filter, cgroup and rlimits. Runtime-specific
+ * attacks that need no Python live in test/security/runtimes.test.ts.
+ */
+export const ATTACK_RUNTIME: Runtime = inject('attackRuntime') ?? 'python';
+
+/** A Python program as code for `runtime` (see ATTACK_RUNTIME). */
+export function attackCode(runtime: Runtime, python: string): string {
+  switch (runtime) {
+    case 'python':
+      return python;
+    case 'node':
+      // process.execve is experimental in Node 24: drop its warning so stderr stays the program's own.
+      return `process.removeAllListeners('warning'); process.execve('/usr/bin/python3', ['python3', '-c', ${JSON.stringify(python)}], process.env);`;
+    case 'shell':
+      return `exec /usr/bin/python3 -c '${python.replaceAll("'", "'\\''")}'`;
+  }
+}
+
+/** In the attack suite: the templates with python's settings moved to the attack runtime (which has no preloads). */
+function forAttackRuntime(options: StartOptions): StartOptions {
+  const python = options.templates?.python;
+  if (ATTACK_RUNTIME === 'python' || python === undefined || Object.keys(options.templates!).length !== 1) return options;
+  const { preload: _preload, executable: _executable, ...rest } = python;
+  return { ...options, templates: { [ATTACK_RUNTIME]: rest } };
+}
+
+/** A view of zb whose 'python' runs go to the attack runtime's template as attackCode. */
+function attacking(zb: Zeroboot, options: StartOptions): Zeroboot {
+  if (forAttackRuntime(options) === options) return zb;
+  return new Proxy(zb, {
+    get(target, property) {
+      if (property === 'run') {
+        return (runtime: string, code: string, opts?: RunOptions) =>
+          runtime === 'python' ? target.run(ATTACK_RUNTIME, attackCode(ATTACK_RUNTIME, code), opts) : target.run(runtime, code, opts);
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 /** Starts a Zeroboot for the body only, and closes it however the body ends. */
 export async function withZeroboot<T>(options: StartOptions, body: (zb: Zeroboot) => Promise<T>): Promise<T> {
-  const zb = await Zeroboot.start(options);
+  const zb = await Zeroboot.start(forAttackRuntime(options));
   try {
-    return await body(zb);
+    return await body(attacking(zb, options));
   } finally {
     await zb.close();
   }
@@ -38,7 +92,7 @@ export async function withZeroboot<T>(options: StartOptions, body: (zb: Zeroboot
 export function sharedZeroboot(options: StartOptions = {}): () => Zeroboot {
   let zb: Zeroboot | undefined;
   beforeAll(async () => {
-    zb = await Zeroboot.start(options);
+    zb = attacking(await Zeroboot.start(forAttackRuntime(options)), options);
   }, 30_000);
   afterAll(async () => {
     await zb?.close();

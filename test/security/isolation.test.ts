@@ -3,7 +3,10 @@ import { randomBytes } from 'node:crypto';
 
 import { describe, expect, test } from 'vitest';
 
-import { py, run, runJson, sharedZeroboot } from '../helpers.js';
+import { ATTACK_RUNTIME, py, run, runJson, sharedZeroboot } from '../helpers.js';
+
+// The shell's pid 1 is its fork-server, and the script pid 2 (runtimes/shell/shell.c).
+const RUNTIME_PIDS = ATTACK_RUNTIME === 'shell' ? [1, 2] : [1];
 
 // In the SDK's environment before any fork-server starts: a secret the sandboxes must never see, in any form.
 const SECRET_NAME = `ZB_HOST_SECRET_${randomBytes(8).toString('hex')}`;
@@ -31,11 +34,11 @@ describe('host processes', () => {
           k.kill()
       print(json.dumps(out))
     `));
-    expect(seen.pids).toEqual([1, ...seen.kids].sort((a, b) => a - b));
+    expect(seen.pids).toEqual([...RUNTIME_PIDS, ...seen.kids].sort((a, b) => a - b));
     expect(seen.pids.every((p: number) => p < 100)).toBe(true);
     expect(seen.ppid1).toBe('0');
-    expect(seen.cmdlines['1']).toMatch(/python/);
-    expect(Object.values(seen.cmdlines).filter((c) => !/python|sleep/.test(c as string))).toEqual([]);
+    expect(seen.cmdlines['1']).toMatch({ python: /python/, node: /python/, shell: /zeroboot-shell/ }[ATTACK_RUNTIME]); // node: exec'd into the attack
+    expect(Object.values(seen.cmdlines).filter((c) => !/python|sleep|zeroboot-shell/.test(c as string))).toEqual([]);
     expect(seen.sdk_visible).toBe(false);
     expect(seen.cgroup).toMatch(/:\/$/);
   });
@@ -44,7 +47,7 @@ describe('host processes', () => {
     const seen = await runJson(zb(), py(`
       import json, os, errno
       out = {}
-      for pid in (${process.pid}, ${process.ppid}, 2, 300, 4242):
+      for pid in (${process.pid}, ${process.ppid}, ${ATTACK_RUNTIME === 'shell' ? 3 : 2}, 300, 4242):
           try:
               os.kill(pid, 0); out[str(pid)] = "exists"
           except OSError as e:
@@ -68,7 +71,9 @@ describe('host environment', () => {
     const everything = JSON.stringify(seen);
     expect(everything).not.toContain(SECRET_NAME);
     expect(everything).not.toContain(SECRET_VALUE);
-    expect(Object.keys(seen.environ).sort()).toEqual(['HOME', 'LANG', 'LOGNAME', 'PATH', 'USER']);
+    // bash adds PWD and SHLVL (and _) of its own
+    const shellOwn = ATTACK_RUNTIME === 'shell' ? ['PWD', 'SHLVL', '_'] : [];
+    expect(Object.keys(seen.environ).filter((k) => !shellOwn.includes(k)).sort()).toEqual(['HOME', 'LANG', 'LOGNAME', 'PATH', 'USER']);
   });
 
   test('the host environment is nowhere in the sandbox memory (a scan of every anonymous mapping)', async () => {
@@ -121,7 +126,9 @@ describe('the channel to the SDK', () => {
   test('a forged RUN_FAILED (disk full) does not make a successful run reject', async () => {
     const r = await run(zb(), `${FORGE}\nprint("forged", forge(RUN_FAILED, 19, 28, b"forged by the sandbox"))\nprint("ok")`);
     expect(r).toMatchObject({ exitCode: 0, outcome: 'exited' });
-    expect(r.stdout).toMatch(/^forged [1-9]\d*\nok\n$/);
+    // From node and shell the attack runs exec'd, and the socket is close-on-exec: nothing to forge with
+    // (runtimes.test.ts forges from Node's own fd 3). From python it must have reached the socket.
+    expect(r.stdout).toMatch(ATTACK_RUNTIME === 'python' ? /^forged [1-9]\d*\nok\n$/ : /^forged \d+\nok\n$/);
   });
 
   test('a forged RUN_FAILED followed by exit 127 is still just exit 127', async () => {

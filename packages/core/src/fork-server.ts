@@ -14,6 +14,7 @@ export interface ForkServerSpec {
   /** The fork-server's command line (runtimes.ts). */
   command: string;
   args: string[];
+  argv0?: string | undefined;
   pool: number;
 }
 
@@ -116,6 +117,7 @@ export class ForkServer {
     try {
       // A clean environment: the server's memory is every sandbox's memory, so nothing of ours may be in it.
       child = spawn(this.#spec.command, this.#spec.args, {
+        argv0: this.#spec.argv0 ?? this.#spec.command,
         env: { ...BASE_ENV },
         cwd: '/',
         stdio: ['ignore', 'ignore', 'pipe', theirs],

@@ -19,10 +19,15 @@ export interface TemplateSpec {
 export interface Launch {
   command: string;
   args: string[];
+  /** argv[0], what the runtime reports as its own name (Node's process.argv0). Default: the command. */
+  argv0?: string;
 }
 
 /** Default pool size per runtime: sandboxes kept forked and parked. */
 export const DEFAULT_POOL: Record<RuntimeKind, number> = { python: 8, node: 4, shell: 4 };
+
+/** Where a node template's Node binary is inside its sandboxes (process.execPath there). */
+const SANDBOX_NODE = '/opt/zeroboot/bin/node';
 
 const roPaths = (extra: string[]): Setting[] => [...SYSTEM_PATHS, ...extra].map((p): Setting => ['ro_path', p]);
 
@@ -49,14 +54,14 @@ export function launchFor(runtime: RuntimeKind, spec: TemplateSpec, settings: Se
         if (!isBuiltin(name)) throw invalidArgument(`${field}.preload.${i}`, 'a Node.js built-in module such as "node:zlib"', name);
       }
       const node = findNode(spec.executable);
-      // The binary alone: Node's built-in modules are inside it; its install prefix (npm, headers) is not
-      // needed and may sit in a home directory.
-      const own: Setting[] = [...roPaths([node.executable]), ['madv_dofork', 1]];
-      const config = { settings: [...settings, ...own].map(([k, v]) => [k, String(v)]), preload: spec.preload, prewarm: spec.prewarm };
+      // The binary alone, at a path of its own: Node's built-in modules are inside it; its install prefix
+      // (npm, headers) is not needed, and its host path may be in a home directory or a checkout.
+      const own: Setting[] = [...roPaths([`${node.executable}=>${SANDBOX_NODE}`]), ['madv_dofork', 1]];
+      const config = { settings: [...settings, ...own].map(([k, v]) => [k, String(v)]), preload: spec.preload, prewarm: spec.prewarm, execPath: SANDBOX_NODE };
       const [major, minor] = node.version;
       const flags = ['--single-threaded'];
       if (major > 22 || (major === 22 && minor >= 14)) flags.push('--disable-sigusr1'); // no inspector thread
-      return { command: node.executable, args: [...flags, join(runtimesDir, 'node', 'zygote.cjs'), zygoteAddonPath, JSON.stringify(config)] };
+      return { command: node.executable, argv0: 'node', args: [...flags, join(runtimesDir, 'node', 'zygote.cjs'), zygoteAddonPath, JSON.stringify(config)] };
     }
     case 'shell': {
       if (spec.preload.length > 0) throw invalidArgument(`${field}.preload`, 'empty: a shell has nothing to preload', spec.preload);

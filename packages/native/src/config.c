@@ -48,8 +48,9 @@ int zb_config_set(const char *key, const char *value, zb_error *err) {
   if (strcmp(key, "ro_path") == 0) {
     if (zb_cfg.ro_path_count >= ZB_MAX_RO_PATHS)
       return zb_fail(err, ZB_STEP_CONFIG, 0, "more than %d ro_path entries", ZB_MAX_RO_PATHS);
-    if (value[0] != '/' || strstr(value, "..") != NULL)
-      return zb_fail(err, ZB_STEP_CONFIG, 0, "ro_path must be an absolute path without '..', got '%s'", value);
+    const char *arrow = strstr(value, "=>");
+    if (value[0] != '/' || strstr(value, "..") != NULL || (arrow != NULL && arrow[2] != '/'))
+      return zb_fail(err, ZB_STEP_CONFIG, 0, "ro_path must be an absolute path without '..' (or HOST=>SANDBOX, both absolute), got '%s'", value);
     char *copy = strdup(value);
     if (copy == NULL)
       return zb_fail(err, ZB_STEP_CONFIG, ENOMEM, "ro_path");

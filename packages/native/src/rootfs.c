@@ -62,11 +62,18 @@ static int bind_readonly(const char *host_path, const char *target, bool is_dir,
 }
 
 /* A host path becomes the same path in the sandbox: a symlink stays a symlink (merged-/usr systems link
- * /bin to usr/bin), a directory or file becomes a read-only bind. Missing paths are skipped. */
-static int add_host_path(const char *root, const char *host_path, zb_error *err) {
-  char target[PATH_MAX];
-  if (join(target, sizeof target, root, host_path) < 0)
-    return zb_fail(err, ZB_STEP_ROOTFS, ENAMETOOLONG, "%s", host_path);
+ * /bin to usr/bin), a directory or file becomes a read-only bind. Missing paths are skipped. An entry
+ * "HOST=>SANDBOX" puts the host path elsewhere (the Node binary, whose host path may be a home). */
+static int add_host_path(const char *root, const char *entry, zb_error *err) {
+  char host_path[PATH_MAX], target[PATH_MAX];
+  const char *arrow = strstr(entry, "=>");
+  size_t host_length = arrow != NULL ? (size_t)(arrow - entry) : strlen(entry);
+  if (host_length >= sizeof host_path)
+    return zb_fail(err, ZB_STEP_ROOTFS, ENAMETOOLONG, "%s", entry);
+  memcpy(host_path, entry, host_length);
+  host_path[host_length] = '\0';
+  if (join(target, sizeof target, root, arrow != NULL ? arrow + 2 : host_path) < 0)
+    return zb_fail(err, ZB_STEP_ROOTFS, ENAMETOOLONG, "%s", entry);
   struct stat st;
   if (lstat(host_path, &st) < 0)
     return errno == ENOENT ? 0 : zb_fail(err, ZB_STEP_ROOTFS, errno, "lstat %s", host_path);

@@ -146,6 +146,15 @@ Napi::Value Seed(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), seed);
 }
 
+// Before the request: tells the SDK this sandbox cannot run (RUN_FAILED) and exits.
+Napi::Value Fail(const Napi::CallbackInfo& info) {
+  std::string message = info[0].As<Napi::String>();
+  zb_error err{};
+  err.step = ZB_STEP_REQUEST;
+  std::snprintf(err.message, sizeof err.message, "%s", message.c_str());
+  zb_sandbox_fail(&err);
+}
+
 Napi::Value Finish(const Napi::CallbackInfo& info) {
   zb_sandbox_finish(info[0].As<Napi::Number>().Int32Value() & 0xff);
 }
@@ -158,6 +167,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("wait", Napi::Function::New(env, Wait));
   exports.Set("loopFork", Napi::Function::New(env, LoopFork));
   exports.Set("seed", Napi::Function::New(env, Seed));
+  exports.Set("fail", Napi::Function::New(env, Fail));
   exports.Set("finish", Napi::Function::New(env, Finish));
   return exports;
 }
