@@ -6,9 +6,21 @@ import { pathToFileURL } from 'node:url';
 
 import { Zeroboot } from '../zeroboot.js';
 import { childPids, cpuPerRun, cpuTimes, nowMs, processMemory, sleep, summarize, type CpuTimes, type ProcessMemory, type Summary } from './measure.js';
-import { bwrapArgv, environment, findPython, hasCommand, timeCommand, type Environment, type PeerResult } from './peers.js';
+import { bwrapArgv, bwrapCommand, environment, findPython, hasCommand, timeCommand, type Environment, type PeerResult } from './peers.js';
 
 const CODE = 'print(1+1)';
+
+/** What a series runs: a template and a program that prints "2". */
+interface Workload {
+  runtime: string;
+  code: string;
+}
+const PYTHON: Workload = { runtime: 'python', code: CODE };
+/** The node and shell rows: the same program in each. */
+const OTHERS: Workload[] = [
+  { runtime: 'node', code: 'console.log(1+1)' },
+  { runtime: 'shell', code: 'echo 2' },
+];
 
 export interface BenchOptions {
   /** Fewer iterations: a smoke check in a few seconds, not a measurement. */
@@ -75,6 +87,8 @@ export interface BenchResult {
     cold: LatencySeries & { forkP50Ms: number; forkP99Ms: number };
     concurrency: ConcurrencyResult[];
     memory: MemoryResult;
+    /** The node and shell templates, pool 8: back to back and paced. */
+    others: Array<{ runtime: string; code: string; warm: WarmSeries; paced: WarmSeries }>;
   };
   peers: PeerResult[];
   /** p50 of each row divided by zeroboot's warm back-to-back p50. */
@@ -161,7 +175,25 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     await zb.close();
   }
 
-  // 4. Peers: the same interpreter, cold, then under bubblewrap. (After every zeroboot instance is closed.)
+  // 4. Node and shell templates, pool 8, the same two series.
+  const others: BenchResult['zeroboot']['others'] = [];
+  for (const work of OTHERS) {
+    zb = await Zeroboot.start({ templates: { [work.runtime]: { pool: 8 } } });
+    try {
+      await waitForPool(zb, 8, work.runtime);
+      await warmup(zb, it.warmup, work);
+      await waitForPool(zb, 8, work.runtime);
+      log(`${work.runtime}, warm pool 8: ${it.paced} runs back to back, then ${it.paced} paced`);
+      const warmSeries = await sequential(zb, it.paced, 0, work);
+      await waitForPool(zb, 8, work.runtime);
+      const pacedSeries = await sequential(zb, it.paced, PACE_GAP_MS, work);
+      others.push({ ...work, warm: warmSeries, paced: pacedSeries });
+    } finally {
+      await zb.close();
+    }
+  }
+
+  // 5. Peers: the same interpreter, cold, then under bubblewrap. (After every zeroboot instance is closed.)
   const peers: PeerResult[] = [];
   log(`peers: python3 -c, ${it.peers} runs`);
   peers.push(timeCommand(`python3 -c (${python.version}, cold)`, [python.executable, '-c', CODE], it.peers));
@@ -175,6 +207,15 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   } else {
     log('peers: bwrap not found (scripts/apt-deps.sh installs it); skipped');
   }
+  log(`peers: node -e and sh -c, cold and under bwrap, ${it.peers} runs each`);
+  const nodeArgv = [process.execPath, '-e', 'console.log(1+1)'];
+  const shArgv = ['/bin/sh', '-c', 'echo 2'];
+  peers.push(timeCommand('node -e (cold)', nodeArgv, it.peers));
+  peers.push(timeCommand('/bin/sh -c (cold)', shArgv, it.peers));
+  if (hasCommand('bwrap')) {
+    peers.push(timeCommand('bwrap --unshare-all + node -e', bwrapCommand(nodeArgv), it.peers));
+    peers.push(timeCommand('bwrap --unshare-all + /bin/sh -c', bwrapCommand(shArgv), it.peers));
+  }
 
   const base = warm.summary.p50;
   const ratios: Record<string, number> = {
@@ -182,7 +223,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     cold: cold.summary.p50 / base,
   };
   for (const peer of peers) ratios[peer.name] = peer.summary.p50 / base;
+  for (const o of others) ratios[`${o.runtime} back to back`] = o.warm.summary.p50 / base;
   const bwrap = peers.find((p) => p.name === 'bwrap --unshare-all + python3 -c');
+  const targetsOthers: Target[] = [];
+  for (const o of others) {
+    targetsOthers.push(target(`${o.runtime} \`${o.code}\` p50 (back to back)`, '≤ 1 ms', o.warm.summary.p50, 'ms', o.warm.summary.p50 <= 1));
+    targetsOthers.push(target(`${o.runtime} \`${o.code}\` p50 (paced)`, '≤ 1 ms', o.paced.summary.p50, 'ms', o.paced.summary.p50 <= 1));
+  }
   const concurrencies = [concurrencyFull, concurrency8];
 
   const targets: Target[] = [
@@ -200,12 +247,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     targets.push(target(`1000 runs, ${c.inFlight} in flight, pool ${c.pool}${c.runs === 1000 ? '' : ` (scaled from ${c.runs})`}`, '≤ 800 ms', scaled, 'ms', scaled <= 800));
   }
   targets.push(target(`private memory (USS) per ready sandbox, mean of ${memory.sandboxes}`, '≤ 512 KiB', memory.ussKiB.mean, 'KiB', memory.ussKiB.mean <= 512));
+  targets.push(...targetsOthers);
 
   const result: BenchResult = {
     quick: options.quick === true,
     environment: env,
     iterations: { ...it, paceGapMs: PACE_GAP_MS },
-    zeroboot: { startMs, fillMs: fillMs!, warm, paced, cold, concurrency: concurrencies, memory },
+    zeroboot: { startMs, fillMs: fillMs!, warm, paced, cold, concurrency: concurrencies, memory, others },
     peers,
     ratios,
     targets,
@@ -226,16 +274,16 @@ function target(name: string, goal: string, value: number, unit: string, met: bo
   return { name, goal, value, unit, met };
 }
 
-async function waitForPool(zb: Zeroboot, size: number, timeoutMs = 30_000): Promise<void> {
+async function waitForPool(zb: Zeroboot, size: number, runtime = 'python', timeoutMs = 30_000): Promise<void> {
   const deadline = nowMs() + timeoutMs;
-  while ((zb.stats().templates.python?.ready ?? 0) < size) {
-    if (nowMs() > deadline) throw new Error(`the python pool did not fill to ${size} within ${timeoutMs} ms (ready: ${zb.stats().templates.python?.ready})`);
+  while ((zb.stats().templates[runtime]?.ready ?? 0) < size) {
+    if (nowMs() > deadline) throw new Error(`the ${runtime} pool did not fill to ${size} within ${timeoutMs} ms (ready: ${zb.stats().templates[runtime]?.ready})`);
     await sleep(2);
   }
 }
 
-async function warmup(zb: Zeroboot, runs: number): Promise<void> {
-  for (let i = 0; i < runs; i++) await zb.run('python', CODE).catch(() => undefined);
+async function warmup(zb: Zeroboot, runs: number, work: Workload = PYTHON): Promise<void> {
+  for (let i = 0; i < runs; i++) await zb.run(work.runtime, work.code).catch(() => undefined);
 }
 
 function checkRun(stdout: string, exitCode: number | null): string | undefined {
@@ -243,22 +291,22 @@ function checkRun(stdout: string, exitCode: number | null): string | undefined {
 }
 
 /** `runs` runs one after the other, each timed from the call to the settled promise; `gapMs` of idle between runs. */
-async function sequential(zb: Zeroboot, runs: number, gapMs: number): Promise<WarmSeries> {
+async function sequential(zb: Zeroboot, runs: number, gapMs: number, work: Workload = PYTHON): Promise<WarmSeries> {
   const samplesMs: number[] = [];
   const gaps: number[] = [];
   let failures = 0;
   let firstError: string | undefined;
   let startedOnEmptyPool = 0;
   let lastEnd: number | undefined;
-  const serverPid = zb.forkServer('python')?.serverPid;
+  const serverPid = zb.forkServer(work.runtime)?.serverPid;
   const cpuBefore = cpuTimes(serverPid);
   for (let i = 0; i < runs; i++) {
     if (gapMs > 0 && i > 0) await sleep(gapMs);
-    if ((zb.stats().templates.python?.ready ?? 0) === 0) startedOnEmptyPool++;
+    if ((zb.stats().templates[work.runtime]?.ready ?? 0) === 0) startedOnEmptyPool++;
     const start = nowMs();
     if (lastEnd !== undefined && gapMs > 0) gaps.push(start - lastEnd);
     try {
-      const r = await zb.run('python', CODE);
+      const r = await zb.run(work.runtime, work.code);
       const elapsed = nowMs() - start;
       const error = checkRun(r.stdout, r.exitCode);
       if (error) {
@@ -386,6 +434,8 @@ export function formatTable(r: BenchResult): string {
   const z = r.zeroboot;
   const base = z.warm.summary.p50;
   const rows: string[][] = [];
+  // Node and shell peers are compared with zeroboot's node and shell rows.
+  const baseFor = (name: string) => z.others.find((o) => (o.runtime === 'node' ? /node -e/ : /sh -c/).test(name))?.warm.summary.p50 ?? base;
   rows.push([
     `zeroboot python \`${CODE}\`, warm pool 8, back to back (n=${z.warm.summary.n})`,
     ms(z.warm.summary.p50),
@@ -424,16 +474,27 @@ export function formatTable(r: BenchResult): string {
     `**USS mean ${m.ussKiB.mean.toFixed(0)} KiB**, p50 ${m.ussKiB.p50} KiB (Private_Dirty ${m.privateDirtyKiB.p50}); PSS ${m.pssKiB.p50}, RSS ${m.rssKiB.p50}, page tables ${m.pageTablesKiB.p50} KiB; fork-server RSS ${m.forkServer ? `${(m.forkServer.rssKiB / 1024).toFixed(1)} MiB` : 'n/a'}`,
     '',
   ]);
+  for (const o of z.others) {
+    for (const [label, series] of [['back to back', o.warm], [`paced ${PACE_GAP_MS} ms`, o.paced]] as const) {
+      rows.push([
+        `zeroboot ${o.runtime} \`${o.code}\`, warm pool 8, ${label} (n=${series.summary.n})`,
+        ms(series.summary.p50),
+        ms(series.summary.p99),
+        `p90 ${ms(series.summary.p90)}, mean ${ms(series.summary.mean)}; ${series.startedOnEmptyPool} started on an empty pool${cpu(series)}${fails(series)}`,
+        '',
+      ]);
+    }
+  }
   for (const p of r.peers) {
     rows.push([
       `${p.name} (n=${p.summary.n})`,
       ms(p.summary.p50),
       ms(p.summary.p99),
       `p90 ${ms(p.summary.p90)}, mean ${ms(p.summary.mean)}${p.failures > 0 ? `, **${p.failures} failed** (${p.firstError})` : ''}`,
-      p.summary.n > 0 ? times(p.summary.p50 / base) : 'n/a',
+      p.summary.n > 0 ? times(p.summary.p50 / baseFor(p.name)) : 'n/a',
     ]);
   }
-  const header = ['what', 'p50 ms', 'p99 ms', 'other', 'vs zeroboot'];
+  const header = ['what', 'p50 ms', 'p99 ms', 'other', 'vs zeroboot (same runtime, back to back)'];
   const lines = [
     `| ${header.join(' | ')} |`,
     '| --- | ---: | ---: | --- | ---: |',

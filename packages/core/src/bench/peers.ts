@@ -52,6 +52,17 @@ export function bwrapArgv(python: PythonInstall, pythonFlags: string[] = []): st
   return argv;
 }
 
+/** bwrap around any command of the system paths: everything unshared, /usr read-only. */
+export function bwrapCommand(argv: string[]): string[] {
+  const python: PythonInstall = { executable: '', version: '', extraPaths: [] };
+  const base = bwrapArgv(python).slice(0, -3); // without the python command line
+  const [file] = argv as [string];
+  const extra = SYSTEM_PREFIXES.some((p) => file.startsWith(p)) ? [] : ['--ro-bind', file, file];
+  return [...base, ...extra, ...argv];
+}
+
+const SYSTEM_PREFIXES = ['/usr/', '/bin/', '/lib/', '/lib64/'];
+
 export function hasCommand(command: string): boolean {
   try {
     execFileSync(command, ['--version'], { stdio: 'ignore', timeout: 5000 });
