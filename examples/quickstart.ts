@@ -1,18 +1,24 @@
-// zeroboot quickstart: isolated Python runs from a warm pool. Run with `pnpm demo` (Node >= 22 runs .ts directly).
+// zeroboot quickstart: isolated Python, Node and shell runs from warm pools. Run with `pnpm demo` (Node >= 22 runs .ts directly).
 import { Zeroboot, ZerobootError } from '@zeroboot/core';
 
 const ms = (n: number) => `${n.toFixed(3)} ms`;
 
 const startedAt = performance.now();
 await using zb = await Zeroboot.start({
-  templates: { python: { preload: ['json', 're', 'math'], pool: 8 } },
+  templates: { python: { preload: ['json', 're', 'math'], pool: 8 }, node: { pool: 4 }, shell: { pool: 4 } },
   limits: { timeoutMs: 5_000, memoryMb: 256 },
 });
-console.log(`started the Python fork-server and its pool in ${ms(performance.now() - startedAt)}`);
+console.log(`started the python, node and shell fork-servers and their pools in ${ms(performance.now() - startedAt)}`);
 
 // 1. One-shot run: a fresh sandbox forked from the warm template, run, collected, discarded.
 const first = await zb.run('python', 'print(1 + 1)');
 console.log(`\n$ print(1 + 1)\n${first.stdout.trimEnd()}    (exit ${first.exitCode}, ${ms(first.durationMs)})`);
+
+// The same in Node (a CommonJS script with top-level await) and in the shell (bash -c).
+const js = await zb.run('node', 'const { setTimeout: wait } = require("node:timers/promises"); await wait(1); console.log(1 + 1)');
+console.log(`$ node: console.log(1 + 1)\n${js.stdout.trimEnd()}    (exit ${js.exitCode}, ${ms(js.durationMs)})`);
+const sh = await zb.run('shell', 'echo "$(( 1 + 1 )) from $0 in $PWD"');
+console.log(`$ shell: echo $(( 1 + 1 ))\n${sh.stdout.trimEnd()}    (exit ${sh.exitCode}, ${ms(sh.durationMs)})`);
 
 // 2. Files, stdin and env go in; stdout, stderr and the exit status come back.
 const csv = await zb.run('python', `
