@@ -63,9 +63,9 @@ function forAttackRuntime(options: StartOptions): StartOptions {
   return { ...options, templates: { [ATTACK_RUNTIME]: rest } };
 }
 
-/** A view of zb whose 'python' runs go to the attack runtime's template as attackCode. */
-function attacking(zb: Zeroboot, options: StartOptions): Zeroboot {
-  if (forAttackRuntime(options) === options) return zb;
+/** A view of zb whose 'python' runs go to the attack runtime's template as attackCode, once forAttackRuntime retargeted it. */
+function attacking(zb: Zeroboot, retargeted: boolean): Zeroboot {
+  if (!retargeted) return zb;
   return new Proxy(zb, {
     get(target, property) {
       if (property === 'run') {
@@ -80,9 +80,10 @@ function attacking(zb: Zeroboot, options: StartOptions): Zeroboot {
 
 /** Starts a Zeroboot for the body only, and closes it however the body ends. */
 export async function withZeroboot<T>(options: StartOptions, body: (zb: Zeroboot) => Promise<T>): Promise<T> {
-  const zb = await Zeroboot.start(forAttackRuntime(options));
+  const started = forAttackRuntime(options);
+  const zb = await Zeroboot.start(started);
   try {
-    return await body(attacking(zb, options));
+    return await body(attacking(zb, started !== options));
   } finally {
     await zb.close();
   }
@@ -92,7 +93,8 @@ export async function withZeroboot<T>(options: StartOptions, body: (zb: Zeroboot
 export function sharedZeroboot(options: StartOptions = {}): () => Zeroboot {
   let zb: Zeroboot | undefined;
   beforeAll(async () => {
-    zb = attacking(await Zeroboot.start(forAttackRuntime(options)), options);
+    const started = forAttackRuntime(options);
+    zb = attacking(await Zeroboot.start(started), started !== options);
   }, 30_000);
   afterAll(async () => {
     await zb?.close();

@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
-import { findPython, type PythonInstall } from '../host.js';
+import { findPython, SYSTEM_PATHS, type PythonInstall } from '../host.js';
 import { nowMs, summarize, type Summary } from './measure.js';
 
 export interface PeerResult {
@@ -38,30 +38,28 @@ export function timeCommand(name: string, argv: string[], runs: number, warmup =
 
 /** The bwrap command line for `python -c 'print(1+1)'`: everything unshared, /usr read-only, the interpreter's prefix bound. */
 export function bwrapArgv(python: PythonInstall, pythonFlags: string[] = []): string[] {
-  const argv = ['bwrap', '--unshare-all', '--die-with-parent', '--ro-bind', '/usr', '/usr'];
+  return bwrapCommand([python.executable, ...pythonFlags, '-c', 'print(1+1)'], python.extraPaths);
+}
+
+/**
+ * bwrap around a command: everything unshared, /usr read-only, plus `readOnly` and the command's own file
+ * when neither the system paths nor `readOnly` hold it.
+ */
+export function bwrapCommand(argv: string[], readOnly: string[] = []): string[] {
+  const out = ['bwrap', '--unshare-all', '--die-with-parent', '--ro-bind', '/usr', '/usr'];
   // Merged-/usr hosts have /lib -> usr/lib and so on; others have real directories to bind.
   for (const dir of ['/lib', '/lib64', '/bin']) {
     if (!existsSync(dir)) continue;
     const stat = lstatSync(dir);
-    if (stat.isSymbolicLink()) argv.push('--symlink', `usr${dir}`, dir);
-    else argv.push('--ro-bind', dir, dir);
+    if (stat.isSymbolicLink()) out.push('--symlink', `usr${dir}`, dir);
+    else out.push('--ro-bind', dir, dir);
   }
-  argv.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
-  for (const prefix of python.extraPaths) if (existsSync(prefix)) argv.push('--ro-bind', prefix, prefix);
-  argv.push(python.executable, ...pythonFlags, '-c', 'print(1+1)');
-  return argv;
-}
-
-/** bwrap around any command of the system paths: everything unshared, /usr read-only. */
-export function bwrapCommand(argv: string[]): string[] {
-  const python: PythonInstall = { executable: '', version: '', extraPaths: [] };
-  const base = bwrapArgv(python).slice(0, -3); // without the python command line
+  out.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  for (const path of readOnly) if (existsSync(path)) out.push('--ro-bind', path, path);
   const [file] = argv as [string];
-  const extra = SYSTEM_PREFIXES.some((p) => file.startsWith(p)) ? [] : ['--ro-bind', file, file];
-  return [...base, ...extra, ...argv];
+  if (![...SYSTEM_PATHS, ...readOnly].some((p) => file.startsWith(`${p}/`))) out.push('--ro-bind', file, file);
+  return [...out, ...argv];
 }
-
-const SYSTEM_PREFIXES = ['/usr/', '/bin/', '/lib/', '/lib64/'];
 
 export function hasCommand(command: string): boolean {
   try {

@@ -3,6 +3,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -119,10 +120,8 @@ Napi::Value LoopFork(const Napi::CallbackInfo& info) {
     for (int fd : runtime_fds)
       if (fd != null_fd)
         dup3(null_fd, fd, O_CLOEXEC);
-    bool null_is_old = false;
-    for (int fd : runtime_fds)
-      null_is_old = null_is_old || fd == null_fd;
-    if (!null_is_old)
+    // null_fd itself may be one of the old numbers, and then stays as their placeholder.
+    if (std::find(runtime_fds.begin(), runtime_fds.end(), null_fd) == runtime_fds.end())
       close(null_fd);
   }
   uv_loop_t* loop = nullptr;
