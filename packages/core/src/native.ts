@@ -25,6 +25,14 @@ export interface NativeBinding {
   /** mode WATCH_CHANNEL: one callback per message; WATCH_STREAM: one per chunk (a Buffer), and the fd is the watcher's. */
   Watcher: new (fd: number, callback: (message: ReceivedMessage | false) => void, mode?: number) => Watcher;
   protocolVersion: number;
+  /** lgetxattr: the value, or null when the entry has none. Throws a Node-style error (code 'ENOENT', ...). */
+  getXattr(path: string, name: string): Buffer | null;
+  /** lsetxattr. */
+  setXattr(path: string, name: string, value: Uint8Array): void;
+  /** An overlayfs whiteout (character device 0:0) at path. */
+  mknodWhiteout(path: string): void;
+  /** An O_PATH | O_DIRECTORY | O_NOFOLLOW fd on path. */
+  openDirectoryPath(path: string): number;
 }
 
 export const WATCH_CHANNEL = 0;

@@ -5,7 +5,12 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <fcntl.h>
+#include <string>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <vector>
 
@@ -246,6 +251,55 @@ Napi::Value PidfdSignal(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- the layer store's few system calls Node lacks (core/src/layers.ts). None follows a symlink. ----
+
+Napi::Error SystemError(Napi::Env env, int errnum, const char* call, const std::string& path) {
+  auto error = Napi::Error::New(env, std::string(uv_err_name(-errnum)) + ": " + uv_strerror(-errnum) + ", " + call + " '" + path + "'");
+  error.Set("code", Napi::String::New(env, uv_err_name(-errnum)));
+  error.Set("errno", Napi::Number::New(env, errnum));
+  error.Set("syscall", Napi::String::New(env, call));
+  return error;
+}
+
+// (path, name) => Buffer, or null when the entry has no such attribute
+Napi::Value GetXattr(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>(), name = info[1].As<Napi::String>();
+  char value[256];
+  ssize_t n = lgetxattr(path.c_str(), name.c_str(), value, sizeof value);
+  if (n < 0) {
+    if (errno == ENODATA || errno == ENOTSUP)
+      return info.Env().Null();
+    throw SystemError(info.Env(), errno, "lgetxattr", path);
+  }
+  return Napi::Buffer<char>::Copy(info.Env(), value, static_cast<size_t>(n));
+}
+
+// (path, name, value: Uint8Array) => void
+Napi::Value SetXattr(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>(), name = info[1].As<Napi::String>();
+  auto value = info[2].As<Napi::Uint8Array>();
+  if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.ByteLength(), 0) < 0)
+    throw SystemError(info.Env(), errno, "lsetxattr", path);
+  return info.Env().Undefined();
+}
+
+// (path) => void: an overlayfs whiteout, the character device 0:0
+Napi::Value MknodWhiteout(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>();
+  if (mknod(path.c_str(), S_IFCHR | 0, makedev(0, 0)) < 0)
+    throw SystemError(info.Env(), errno, "mknod", path);
+  return info.Env().Undefined();
+}
+
+// (path) => fd: an O_PATH handle on a directory, for a sandbox to mount as a layer
+Napi::Value OpenDirectoryPath(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>();
+  int fd = open(path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    throw SystemError(info.Env(), errno, "open", path);
+  return Napi::Number::New(info.Env(), fd);
+}
+
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonState());
   exports.Set("init", Napi::Function::New(env, Init));
@@ -255,6 +309,10 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close));
   exports.Set("memfd", Napi::Function::New(env, Memfd));
   exports.Set("pidfdSignal", Napi::Function::New(env, PidfdSignal));
+  exports.Set("getXattr", Napi::Function::New(env, GetXattr));
+  exports.Set("setXattr", Napi::Function::New(env, SetXattr));
+  exports.Set("mknodWhiteout", Napi::Function::New(env, MknodWhiteout));
+  exports.Set("openDirectoryPath", Napi::Function::New(env, OpenDirectoryPath));
   exports.Set("Watcher", Watcher::Define(env));
   exports.Set("protocolVersion", Napi::Number::New(env, ZB_PROTOCOL_VERSION));
   return exports;
