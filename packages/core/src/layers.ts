@@ -1,0 +1,428 @@
+// The host side of the overlay layer store: reading, squashing and diffing directories in overlayfs "upper layer"
+// format, exactly as the kernel's overlayfs mounted with `userxattr` reads them (a whiteout is the character device
+// 0:0, an opaque directory carries `user.overlay.opaque=y`). See Documentation/filesystems/overlayfs.rst.
+//
+// Everything in a layer was written by sandboxed code, and this runs as host root: no call here follows a symlink.
+// Entries are examined with lstat and only then acted on (lchown, lutimes, readlink, unlink, rmdir); a file is opened
+// or copied only when lstat says it is a regular file, and a directory is descended into only when lstat says it is
+// one. Callers serialise all work on a layer, so nothing changes between the lstat and the act.
+import { constants, type Stats } from 'node:fs';
+import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rmdir, symlink, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { invalidArgument } from './errors.js';
+import { native } from './native.js';
+
+const OPAQUE_XATTR = 'user.overlay.opaque';
+const OPAQUE_VALUE = Buffer.from('y');
+/** Permission bits and sticky: setuid and setgid are never carried into a layer. */
+const CARRIED_MODE_BITS = 0o1777;
+
+/** One difference between two views, as {@link diffViews} reports it. */
+export interface Change {
+  /** The path inside the view: relative, `/`-separated, e.g. `workspace/a/b.txt`. */
+  path: string;
+  kind: 'added' | 'modified' | 'deleted';
+}
+
+/** The entry that wins at a path of a view, and for a directory the layers' directories that merge into it. */
+interface Resolved {
+  stats: Stats;
+  /** The host path of the winning entry. */
+  path: string;
+  /** The layer (an element of the stack) the winning entry is in. */
+  layer: string;
+  /** For a directory: the directories that merge into it, top first (the winning one first). */
+  dirs: Array<{ path: string; layer: string }>;
+}
+
+/** True for an overlayfs whiteout: a character device with device number 0:0. */
+export function isWhiteout(stats: Stats): boolean {
+  return stats.isCharacterDevice() && stats.rdev === 0;
+}
+
+/**
+ * True when the directory at `path` is opaque (`user.overlay.opaque` is exactly `y`; the kernel gives other values
+ * other meanings, e.g. `x` marks a directory holding xwhiteouts, or none). Synchronous: the native call is.
+ */
+export function isOpaque(path: string): boolean {
+  return native().getXattr(path, OPAQUE_XATTR)?.equals(OPAQUE_VALUE) ?? false;
+}
+
+/**
+ * The entry at `rel` in the view of `stack` (layer directories, top first), as overlayfs resolves it: the topmost
+ * entry wins; a whiteout hides the layers below; a non-directory hides everything below it; directories merge until
+ * one is opaque. A symlink is returned as a symlink and never followed, also in the middle of `rel` (then the result
+ * is null, as for any non-directory there).
+ *
+ * @returns the lstat of the winning entry, or null when the view has nothing at `rel`.
+ */
+export async function lookup(stack: string[], rel: string): Promise<Stats | null> {
+  return (await resolve(stack, rel))?.stats ?? null;
+}
+
+/**
+ * The merged listing of directory `rel` in the view of `stack`: each visible name with the lstat of its winning entry
+ * and the layer that entry is in. Whiteouts are not listed.
+ *
+ * @throws an error with code `ENOENT` when the view has nothing at `rel`, `ENOTDIR` when it is not a directory.
+ */
+export async function readMergedDir(stack: string[], rel: string): Promise<Map<string, { stats: Stats; layer: string }>> {
+  const dir = await resolve(stack, rel);
+  if (dir === null) throw viewError('ENOENT', 'no such file or directory', rel);
+  if (!dir.stats.isDirectory()) throw viewError('ENOTDIR', 'not a directory', rel);
+  const merged = new Map<string, { stats: Stats; layer: string }>();
+  const whitedOut = new Set<string>();
+  for (const { path, layer } of dir.dirs) {
+    for (const name of await readdir(path)) {
+      if (merged.has(name) || whitedOut.has(name)) continue;
+      const stats = await lstat(join(path, name));
+      if (isWhiteout(stats)) whitedOut.add(name);
+      else merged.set(name, { stats, layer });
+    }
+  }
+  return new Map([...merged].sort(([a], [b]) => compare(a, b)));
+}
+
+/** Options of {@link squash}. */
+export interface SquashOptions {
+  /**
+   * True when `src` and `dst` are on the same filesystem: regular files are hard-linked into `dst` instead of copied
+   * (no data is copied; `src` must then be deleted, not reused, as its files now belong to `dst`). False: copy
+   * (`src` on another filesystem, e.g. a tmpfs).
+   */
+  move: boolean;
+  /** The owner of everything squash creates in `dst`. */
+  uid: number;
+  gid: number;
+  /** Called with each path of `src` before it is applied; true leaves that path (and its subtree) out. Default: none. */
+  skip?: (rel: string) => boolean;
+}
+
+/**
+ * Applies layer `src` onto layer `dst`, which sits on the stack `below`, so that afterwards the view
+ * `[dst, ...below]` shows what `[src, dst, ...below]` showed, except for what is never carried: setuid and setgid bits,
+ * owners (everything created is owned by `options.uid`/`gid`), hardlinks (each name gets its own file), and fifos,
+ * sockets and devices (their names end up absent, as if deleted). The layer roots' own metadata is left alone.
+ *
+ * Crash consistency: every step keeps the view `[src, dst, ...below]` unchanged (but for what is never carried), so
+ * stopping half-way and keeping `src` above `dst` shows no half-applied state, and squashing again finishes the job:
+ * `dst`'s old entry is removed only once `src`'s entry above it hides the removal, new entries appear in `dst` only
+ * below `src`'s entries that hide them, and directory metadata is set last. `src` is not modified, except that a
+ * directory of `src` that replaces a non-directory of `dst` is first marked opaque when `below` has a directory there
+ * (without that, removing `dst`'s entry would let `below`'s directory merge in), and, with `move`, metadata fixes
+ * reach `src`'s files through the shared inode.
+ *
+ * @returns the change in `dst`'s allocated bytes (st_blocks × 512 of everything added, minus everything removed).
+ */
+export async function squash(src: string, dst: string, below: string[], options: SquashOptions): Promise<{ bytesDelta: number }> {
+  let bytesDelta = 0;
+  // Directories of dst whose metadata is set once everything inside them is in place (writing into a directory
+  // changes its mtime), with their allocated blocks before.
+  const dirs: Array<{ rel: string; stats: Stats; blocksBefore: number }> = [];
+  const rootBlocksBefore = (await lstat(dst)).blocks;
+
+  // What `below` shows at rel through dst's directories above it, ignoring dst's own entry at rel.
+  const shownBelow = async (rel: string): Promise<Stats | null> => {
+    const parent = await resolve([dst, ...below], parentOf(rel));
+    return parent && parent.stats.isDirectory() ? ((await step(parent.dirs.filter((dir) => dir.layer !== dst), baseName(rel)))?.stats ?? null) : null;
+  };
+
+  await walk(layerLister(src), '', async (rel, stats) => {
+    if (options.skip?.(rel)) return false;
+    const from = join(src, rel);
+    const to = join(dst, rel);
+    const existing = await lstatOrNull(to);
+
+    if (stats.isDirectory()) {
+      const srcOpaque = isOpaque(from);
+      if (existing?.isDirectory() && !srcOpaque) {
+        dirs.push({ rel, stats, blocksBefore: existing.blocks });
+        return true;
+      }
+      // dst gets a new directory: it replaces dst's entry (src's is opaque, or dst has a non-directory there, which
+      // stopped the merge), or there was nothing.
+      const replacing = srcOpaque || existing !== null;
+      const under = await shownBelow(rel);
+      if (existing !== null) {
+        if (!srcOpaque && under?.isDirectory()) native().setXattr(from, OPAQUE_XATTR, OPAQUE_VALUE);
+        bytesDelta -= await removeEntry(to, existing);
+      }
+      await mkdir(to, { mode: 0o700 });
+      // A non-opaque directory above a non-directory already hides it (the kernel stops merging there); the marker
+      // makes that explicit.
+      if (under !== null && (replacing || !under.isDirectory())) native().setXattr(to, OPAQUE_XATTR, OPAQUE_VALUE);
+      dirs.push({ rel, stats, blocksBefore: 0 });
+      return true;
+    }
+
+    if (existing !== null) bytesDelta -= await removeEntry(to, existing);
+    if (stats.isFile()) {
+      if (options.move && stats.nlink === 1) await link(from, to);
+      // EXCL: never write through whatever might be at `to`. copyFile carries the source's mode for a moment, but
+      // the file is hidden by src's entry above it until setMetadata has stripped it.
+      else await copyFile(from, to, constants.COPYFILE_EXCL);
+    } else if (stats.isSymbolicLink()) {
+      await symlink(await readlink(from), to);
+    } else {
+      // A whiteout, or an entry that is never carried (fifo, socket, device): the name is absent afterwards.
+      // Inside a new opaque directory nothing shows from below, so whiteouts there are dropped.
+      if ((await shownBelow(rel)) === null) return false;
+      native().mknodWhiteout(to);
+    }
+    await setMetadata(to, stats, options);
+    bytesDelta += (await lstat(to)).blocks * 512;
+    return false;
+  });
+
+  // Children before parents: setting a directory's times does not touch its parent's.
+  for (const { rel, stats, blocksBefore } of dirs.reverse()) {
+    const to = join(dst, rel);
+    await setMetadata(to, stats, options);
+    bytesDelta += ((await lstat(to)).blocks - blocksBefore) * 512;
+  }
+  bytesDelta += ((await lstat(dst)).blocks - rootBlocksBefore) * 512;
+  return { bytesDelta };
+}
+
+/** The allocated bytes (st_blocks × 512) of layer `dir`: the directory itself and everything in it, each inode once. */
+export async function layerBytes(dir: string): Promise<number> {
+  let bytes = (await lstat(dir)).blocks * 512;
+  const linked = new Set<number>();
+  await walk(layerLister(dir), '', (_rel, stats) => {
+    if (stats.nlink > 1 && !stats.isDirectory()) {
+      if (linked.has(stats.ino)) return false;
+      linked.add(stats.ino);
+    }
+    bytes += stats.blocks * 512;
+    return true;
+  });
+  return bytes;
+}
+
+/**
+ * The differences between the view `before` and the view `[...changed, ...before]`, found by walking only the
+ * `changed` layers (and `before`'s view only below what they delete or replace). Every path a changed layer mentions
+ * is looked up in both views: absent → present is `added`, present → absent `deleted`; present in both is `modified`
+ * when its type changed, or when it is a non-directory whose winning entry is in a changed layer. A directory in both
+ * views is never modified (parents get copied up all the time). A deleted directory reports itself and everything
+ * that was under it, an added one itself and everything under it.
+ *
+ * @returns the changes, sorted by path.
+ */
+export async function diffViews(changed: string[], before: string[]): Promise<Change[]> {
+  const after = [...changed, ...before];
+  const paths = new Set<string>();
+  const addOldSubtree = async (rel: string): Promise<void> => {
+    if (!(await lookup(before, rel))?.isDirectory()) return;
+    await walk(viewLister(before), rel, (child) => {
+      paths.add(child);
+      return true;
+    });
+  };
+  for (const layer of changed) {
+    await walk(layerLister(layer), '', async (rel, stats) => {
+      paths.add(rel);
+      // Whatever `before` had under a whiteout, a non-directory or an opaque directory may be gone now.
+      if (!stats.isDirectory() || isOpaque(join(layer, rel))) await addOldSubtree(rel);
+      return true;
+    });
+  }
+
+  const changes: Change[] = [];
+  for (const path of [...paths].sort(compare)) {
+    const old = await resolve(before, path);
+    const now = await resolve(after, path);
+    if (old === null && now !== null) changes.push({ path, kind: 'added' });
+    else if (old !== null && now === null) changes.push({ path, kind: 'deleted' });
+    else if (old !== null && now !== null) {
+      const typeChanged = fileType(old.stats) !== fileType(now.stats);
+      if (typeChanged || (!now.stats.isDirectory() && changed.includes(now.layer))) changes.push({ path, kind: 'modified' });
+    }
+  }
+  return changes;
+}
+
+/** One side of {@link findConflicts}: its changes from the common base (from {@link diffViews}) and its view. */
+export interface Side {
+  changes: Change[];
+  view: string[];
+}
+
+/**
+ * The paths where two sides changed from the same base disagree: a path both changed whose results differ (type;
+ * regular files by mode and content; symlinks by target; other non-directories by mode; two directories never
+ * conflict, nor two deletions), or a directory one side deleted or replaced by a non-directory while the other side
+ * added or modified something under it (the directory is reported; deletions under a deleted directory agree).
+ *
+ * @returns the conflicting paths, sorted, each once.
+ */
+export async function findConflicts(a: Side, b: Side): Promise<string[]> {
+  const conflicts = new Set<string>();
+  const changedIn = (side: Side): Set<string> => new Set(side.changes.map((change) => change.path));
+  const pathsA = changedIn(a);
+  const pathsB = changedIn(b);
+  for (const path of pathsA) {
+    if (pathsB.has(path) && !(await sameEntry(a.view, b.view, path))) conflicts.add(path);
+  }
+  for (const [side, other, otherPaths] of [[a, b, pathsB], [b, a, pathsA]] as const) {
+    for (const { path, kind } of side.changes) {
+      if (kind === 'deleted') continue;
+      for (let end = path.indexOf('/'); end !== -1; end = path.indexOf('/', end + 1)) {
+        const ancestor = path.slice(0, end);
+        if (otherPaths.has(ancestor) && !(await lookup(other.view, ancestor))?.isDirectory()) conflicts.add(ancestor);
+      }
+    }
+  }
+  return [...conflicts].sort(compare);
+}
+
+// ---- internals ----
+
+/** Lists one directory: each name with its lstat, sorted by name. */
+type Lister = (rel: string) => Promise<Map<string, Stats>>;
+
+/** A layer's own entries (whiteouts included). */
+function layerLister(root: string): Lister {
+  return async (rel) => {
+    const dir = join(root, rel);
+    const names = (await readdir(dir)).sort(compare);
+    return new Map(await Promise.all(names.map(async (name) => [name, await lstat(join(dir, name))] as const)));
+  };
+}
+
+/** A view's merged entries. */
+function viewLister(stack: string[]): Lister {
+  return async (rel) => new Map([...(await readMergedDir(stack, rel))].map(([name, { stats }]) => [name, stats]));
+}
+
+/**
+ * Visits everything under `rel` depth-first, each entry before its children; descends into an entry only when lstat
+ * says it is a directory and `visit` returns true.
+ */
+async function walk(list: Lister, rel: string, visit: (rel: string, stats: Stats) => boolean | Promise<boolean>): Promise<void> {
+  for (const [name, stats] of await list(rel)) {
+    const child = rel === '' ? name : `${rel}/${name}`;
+    if ((await visit(child, stats)) && stats.isDirectory()) await walk(list, child, visit);
+  }
+}
+
+async function resolve(stack: string[], rel: string): Promise<Resolved | null> {
+  if (stack.length === 0) throw invalidArgument('stack', 'at least one layer directory', stack);
+  // The roots always merge: the kernel ignores an opaque marker on a layer's root.
+  const dirs = stack.map((layer) => ({ path: layer, layer }));
+  let found: Resolved | null = { stats: await lstat(stack[0]!), path: stack[0]!, layer: stack[0]!, dirs };
+  for (const name of components(rel)) {
+    if (!found.stats.isDirectory()) return null;
+    found = await step(found.dirs, name);
+    if (found === null) return null;
+  }
+  return found;
+}
+
+/** One component of a lookup: `name` in the directories `dirs` (top first) that merge into one directory. */
+async function step(dirs: Array<{ path: string; layer: string }>, name: string): Promise<Resolved | null> {
+  let found: Resolved | null = null;
+  for (const { path: dir, layer } of dirs) {
+    const path = join(dir, name);
+    const stats = await lstatOrNull(path);
+    if (stats === null) continue;
+    // A whiteout, or a non-directory below a directory, stops the merge (the kernel sets `stop` for both).
+    if (isWhiteout(stats) || (found !== null && !stats.isDirectory())) break;
+    found ??= { stats, path, layer, dirs: [] };
+    if (!stats.isDirectory()) break;
+    found.dirs.push({ path, layer });
+    if (isOpaque(path)) break;
+  }
+  return found;
+}
+
+function components(rel: string): string[] {
+  if (rel === '') return [];
+  const names = rel.split('/');
+  if (names.some((name) => name === '' || name === '.' || name === '..')) {
+    throw invalidArgument('rel', 'a relative `/`-separated path without empty, `.` or `..` components', rel);
+  }
+  return names;
+}
+
+function parentOf(rel: string): string {
+  return rel.slice(0, Math.max(0, rel.lastIndexOf('/')));
+}
+
+function baseName(rel: string): string {
+  return rel.slice(rel.lastIndexOf('/') + 1);
+}
+
+/** Code-unit order, the same everywhere (localeCompare is not). */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function fileType(stats: Stats): number {
+  return stats.mode & constants.S_IFMT;
+}
+
+async function lstatOrNull(path: string): Promise<Stats | null> {
+  try {
+    return await lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+function viewError(code: string, message: string, rel: string): Error {
+  return Object.assign(new Error(`${code}: ${message}, view path '${rel}'`), { code, path: rel });
+}
+
+/** Owner, carried mode bits and times of a new entry in dst (a symlink's mode cannot be set, and is always 0777). */
+async function setMetadata(path: string, stats: Stats, owner: { uid: number; gid: number }): Promise<void> {
+  await lchown(path, owner.uid, owner.gid);
+  if (!stats.isSymbolicLink()) await chmod(path, stats.mode & CARRIED_MODE_BITS);
+  await lutimes(path, stats.atimeMs / 1000, stats.mtimeMs / 1000);
+}
+
+/** Removes the entry at `path` (lstat `stats`) and everything under it; returns the allocated bytes removed. */
+async function removeEntry(path: string, stats: Stats): Promise<number> {
+  const entries = [{ path, stats }];
+  if (stats.isDirectory()) {
+    await walk(layerLister(path), '', (rel, child) => {
+      entries.push({ path: join(path, rel), stats: child });
+      return true;
+    });
+  }
+  let bytes = 0;
+  for (const entry of entries.reverse()) {
+    bytes += entry.stats.blocks * 512;
+    await (entry.stats.isDirectory() ? rmdir(entry.path) : unlink(entry.path));
+  }
+  return bytes;
+}
+
+/** Whether two views have the same entry at `path`, in the sense of {@link findConflicts}. */
+async function sameEntry(viewA: string[], viewB: string[], path: string): Promise<boolean> {
+  const a = await resolve(viewA, path);
+  const b = await resolve(viewB, path);
+  if (a === null || b === null) return a === b;
+  if (fileType(a.stats) !== fileType(b.stats)) return false;
+  if (a.stats.isDirectory()) return true;
+  if (a.stats.isSymbolicLink()) return (await readlink(a.path)) === (await readlink(b.path));
+  if ((a.stats.mode & 0o7777) !== (b.stats.mode & 0o7777)) return false;
+  return !a.stats.isFile() || (a.stats.size === b.stats.size && (await sameContent(a, b)));
+}
+
+async function sameContent(a: Resolved, b: Resolved): Promise<boolean> {
+  if (a.stats.dev === b.stats.dev && a.stats.ino === b.stats.ino) return true;
+  // O_NOFOLLOW: lstat said regular file; refuse anything else that might have appeared since.
+  await using fileA = await open(a.path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  await using fileB = await open(b.path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const bufferA = Buffer.alloc(1 << 16);
+  const bufferB = Buffer.alloc(1 << 16);
+  for (;;) {
+    const { bytesRead } = await fileA.read(bufferA, 0, bufferA.length);
+    const { bytesRead: bytesReadB } = await fileB.read(bufferB, 0, bufferB.length);
+    if (bytesRead !== bytesReadB || !bufferA.subarray(0, bytesRead).equals(bufferB.subarray(0, bytesRead))) return false;
+    if (bytesRead === 0) return true;
+  }
+}
