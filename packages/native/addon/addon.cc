@@ -5,7 +5,6 @@
 #include <uv.h>
 
 #include <cerrno>
-#include <fcntl.h>
 #include <string>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -291,15 +290,6 @@ Napi::Value MknodWhiteout(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// (path) => fd: an O_PATH handle on a directory, for a sandbox to mount as a layer
-Napi::Value OpenDirectoryPath(const Napi::CallbackInfo& info) {
-  std::string path = info[0].As<Napi::String>();
-  int fd = open(path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    throw SystemError(info.Env(), errno, "open", path);
-  return Napi::Number::New(info.Env(), fd);
-}
-
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonState());
   exports.Set("init", Napi::Function::New(env, Init));
@@ -312,7 +302,6 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("getXattr", Napi::Function::New(env, GetXattr));
   exports.Set("setXattr", Napi::Function::New(env, SetXattr));
   exports.Set("mknodWhiteout", Napi::Function::New(env, MknodWhiteout));
-  exports.Set("openDirectoryPath", Napi::Function::New(env, OpenDirectoryPath));
   exports.Set("Watcher", Watcher::Define(env));
   exports.Set("protocolVersion", Napi::Number::New(env, ZB_PROTOCOL_VERSION));
   return exports;

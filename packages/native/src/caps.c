@@ -11,7 +11,9 @@
 
 #include "internal.h"
 
-int zb_caps_drop_all(zb_error *err) {
+/* Before parking: nothing any program the sandbox starts could ever gain (the shell's pre-started shell
+ * is such a program). The sandbox's own effective set is untouched: it still has a mount to make. */
+int zb_caps_drop_bounding(zb_error *err) {
   /* CAP_LAST_CAP of the headers may be older than the kernel: walk until the kernel says EINVAL. */
   for (int cap = 0; cap < 64; cap++) {
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
@@ -22,6 +24,11 @@ int zb_caps_drop_all(zb_error *err) {
   }
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
     return zb_fail(err, ZB_STEP_CAPABILITIES, errno, "clear ambient capabilities");
+  return 0;
+}
+
+/* After the request: none left in any set. */
+int zb_caps_drop_all(zb_error *err) {
   struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
   struct __user_cap_data_struct data[2] = {{0}};
   if (syscall(SYS_capset, &header, data) < 0)

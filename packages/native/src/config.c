@@ -8,7 +8,7 @@
 struct zb_config zb_cfg = {
     .template_name = "default",
     .hostname = "sandbox",
-    .uid_base = 1000000,
+    .host_uid = 1000000,
     .memory_mb = 256,
     .max_processes = 64,
     .disk_mb = 256,
@@ -39,6 +39,8 @@ int zb_config_set(const char *key, const char *value, zb_error *err) {
     return zb_fail(err, ZB_STEP_CONFIG, 0, "config key and value must not be NULL");
   if (strcmp(key, "state_dir") == 0)
     return copy_string(zb_cfg.state_dir, sizeof zb_cfg.state_dir, key, value, err);
+  if (strcmp(key, "layer_dir") == 0)
+    return copy_string(zb_cfg.layer_dir, sizeof zb_cfg.layer_dir, key, value, err);
   if (strcmp(key, "etc_dir") == 0)
     return copy_string(zb_cfg.etc_dir, sizeof zb_cfg.etc_dir, key, value, err);
   if (strcmp(key, "template") == 0)
@@ -58,8 +60,8 @@ int zb_config_set(const char *key, const char *value, zb_error *err) {
     return 0;
   }
   unsigned n = 0;
-  if (strcmp(key, "uid_base") == 0)
-    return parse_unsigned(&zb_cfg.uid_base, key, value, 65536, 4000000000u - ZB_MAX_SLOTS, err);
+  if (strcmp(key, "host_uid") == 0)
+    return parse_unsigned(&zb_cfg.host_uid, key, value, 65536, 4000000000u, err);
   if (strcmp(key, "memory_mb") == 0)
     return parse_unsigned(&zb_cfg.memory_mb, key, value, 16, 1u << 20, err);
   if (strcmp(key, "max_processes") == 0)

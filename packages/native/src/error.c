@@ -22,7 +22,7 @@ const char *zb_step_name(int step) {
       "none", "config", "clone", "userns-map", "cgroup-attach", "sync", "credentials", "cgroup-namespace",
       "hostname", "mount-writable", "mount-proc", "rlimits", "landlock", "capabilities", "no-new-privs",
       "seccomp", "stdio", "request", "stdin", "files", "rootfs", "namespaces", "cgroup-setup", "signals",
-      "child-died",
+      "child-died", "layers", "file-op",
   };
   if (step < 0 || (size_t)step >= sizeof names / sizeof names[0])
     return "unknown";

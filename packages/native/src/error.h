@@ -34,6 +34,8 @@ enum zb_step {
   ZB_STEP_CGROUP_SETUP = 22,
   ZB_STEP_SIGNALS = 23,
   ZB_STEP_CHILD_DIED = 24,
+  ZB_STEP_LAYERS = 25,
+  ZB_STEP_FILE_OP = 26,
 };
 
 typedef struct zb_error {

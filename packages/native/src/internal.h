@@ -33,11 +33,12 @@ enum {
 struct zb_config {
   char state_dir[PATH_MAX];
   char etc_dir[PATH_MAX];
+  char layer_dir[PATH_MAX]; /* the SDK's layer store; empty: no Sandbox runs */
   char *ro_paths[ZB_MAX_RO_PATHS];
   int ro_path_count;
   char template_name[64];
   char hostname[64];
-  unsigned uid_base;
+  unsigned host_uid; /* the host uid every sandbox's uid 1000 maps to (see userns.c) */
   unsigned memory_mb;
   unsigned max_processes;
   unsigned disk_mb;
@@ -51,6 +52,15 @@ extern struct zb_config zb_cfg;
 /* rootfs.c */
 int zb_rootfs_build(zb_error *err);
 int zb_rootfs_sandbox(zb_error *err);
+/* The layer store (config layer_dir) is bound at ZB_LAYERS_DIR in the server's root; each sandbox opens it
+ * before parking, then covers it, so its code never sees it. */
+#define ZB_LAYERS_DIR "/run/layers"
+int zb_rootfs_open_layer(const char *name, zb_error *err);
+void zb_rootfs_close_layer_store(void);
+/* At the request of a Sandbox's run: its layers (O_PATH fds, top first) as a copy-on-write overlay on
+ * /workspace and /tmp, writes going to this sandbox's tmpfs, capped at disk_bytes. Returns an O_PATH fd
+ * on the overlay's upper directory, for the SDK to collect the writes once the run is over. */
+int zb_rootfs_layers(const int *layer_fds, unsigned count, uint64_t disk_bytes, zb_error *err);
 
 /* userns.c */
 int zb_userns_write_maps(pid_t pid, unsigned host_id, zb_error *err);
@@ -70,14 +80,16 @@ int zb_limits_apply(zb_error *err);
 
 /* seccomp.c */
 int zb_seccomp_prepare(zb_error *err);
-int zb_seccomp_apply(zb_error *err);
+int zb_seccomp_apply(zb_error *err);       /* before parking: the main filter (mount(2) still allowed) */
+int zb_seccomp_apply_final(zb_error *err); /* after the request: refuses mount(2) too */
 
 /* landlock.c */
 int zb_landlock_probe(void); /* ABI version, <= 0 when unavailable */
 int zb_landlock_apply(zb_error *err);
 
 /* caps.c */
-int zb_caps_drop_all(zb_error *err);
+int zb_caps_drop_bounding(zb_error *err); /* before parking: bounding and ambient sets */
+int zb_caps_drop_all(zb_error *err);      /* after the request: every set */
 
 /* sandbox.c: runs in the child, right after clone3 */
 int zb_sandbox_setup(zb_error *err);

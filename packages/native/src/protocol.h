@@ -14,7 +14,8 @@
  *    SDK -> sandbox: one request message (zb_request_header + fields), or a header alone with
  *                    ZB_REQUEST_IN_MEMFD and the whole request in a memfd passed as one fd
  *    sandbox -> SDK: RUN_FAILED {a = zb_step, b = errno, text} when the run could not start
- *                    RUN_STARTED when the runtime is about to run user code: from here on the SDK
+ *                    RUN_STARTED when the runtime is about to run user code (+ 1 fd, the overlay's upper
+ *                    directory, when the request had layers): from here on the SDK
  *                    believes no RUN_FAILED, since user code can write to this socket too
  *                    RUN_EXITED {a = exit status, b = signal number or 0} when the runtime is done, after closing its stdout and
  *                    stderr: the run is over without waiting for the kernel to tear the sandbox down
@@ -86,6 +87,27 @@ enum zb_field_type {
   ZB_FIELD_ENV = 2,   /* "NAME=value"; handled by the runtime */
   ZB_FIELD_STDIN = 3, /* bytes for fd 0; without it fd 0 is /dev/null */
   ZB_FIELD_FILE = 4,  /* path NUL content; written before the code starts */
+  ZB_FIELD_LAYERS = 5, /* zb_layers_field, then the layers' names (NUL-terminated), top first */
+  ZB_FIELD_FILE_OP = 6, /* uint32 zb_file_op, then the path: done by the library instead of running code */
+};
+
+#define ZB_MAX_LAYERS 240
+
+typedef struct zb_layers_field {
+  uint64_t disk_bytes; /* what the run may write: the Sandbox's quota minus what its layer already holds */
+  uint32_t count;      /* how many names follow; the last is the base */
+  uint32_t reserved;
+} zb_layers_field;
+
+/* A file operation of the Sandbox files API, done inside the sandbox (its root, its uid, its quota):
+ * no symlink it can plant resolves outside it. The result goes to stdout; the exit status is 0 or the
+ * errno of the failure. WRITE has nothing to do past the FILE fields, which the library writes anyway. */
+enum zb_file_op {
+  ZB_OP_WRITE = 1,
+  ZB_OP_READ = 2,   /* stdout: the file's bytes */
+  ZB_OP_LIST = 3,   /* stdout: per entry "type size name\0", type one of f d l o (other) */
+  ZB_OP_REMOVE = 4, /* a file, a symlink or a whole directory tree */
+  ZB_OP_STAT = 5,   /* stdout: "type size" of the path, symlinks followed */
 };
 
 #endif

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "protocol.h"
 
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
@@ -149,6 +150,15 @@ int zb_rootfs_build(zb_error *err) {
     if (make_readonly(path, false, err) < 0)
       return -1;
   }
+  if (zb_cfg.layer_dir[0] != '\0') {
+    join(path, sizeof path, root, ZB_LAYERS_DIR);
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+      return zb_fail(err, ZB_STEP_ROOTFS, errno, "mkdir %s", path);
+    if (mount(zb_cfg.layer_dir, path, NULL, MS_BIND | MS_REC, NULL) < 0)
+      return zb_fail(err, ZB_STEP_ROOTFS, errno, "bind the layer store %s", zb_cfg.layer_dir);
+    if (make_readonly(path, false, err) < 0)
+      return -1;
+  }
   if (add_devices(root, err) < 0)
     return -1;
   /* A proc mount must already be visible in a mount namespace before a user namespace may mount a new
@@ -170,6 +180,23 @@ int zb_rootfs_build(zb_error *err) {
   if (chdir("/") < 0)
     return zb_fail(err, ZB_STEP_ROOTFS, errno, "chdir /");
   return 0;
+}
+
+static int layer_store_fd = -1;
+
+int zb_rootfs_open_layer(const char *name, zb_error *err) {
+  if (layer_store_fd < 0)
+    return zb_fail(err, ZB_STEP_LAYERS, ENOENT, "this fork-server has no layer store");
+  int fd = openat(layer_store_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return zb_fail(err, ZB_STEP_LAYERS, errno, "open layer %s", name);
+  return fd;
+}
+
+void zb_rootfs_close_layer_store(void) {
+  if (layer_store_fd >= 0)
+    close(layer_store_fd);
+  layer_store_fd = -1;
 }
 
 int zb_rootfs_sandbox(zb_error *err) {
@@ -198,6 +225,15 @@ int zb_rootfs_sandbox(zb_error *err) {
     if (mount(writable[i].name, writable[i].target, NULL, MS_BIND, NULL) < 0)
       return zb_fail(err, ZB_STEP_MOUNT_WRITABLE, errno, "bind %s", writable[i].target);
   }
+  if (zb_cfg.layer_dir[0] != '\0') {
+    /* Overlayfs takes a layer only from a mount of the mounter's own namespace: this copy of the
+     * server's bind. Opened now, then covered, so that no code in the sandbox ever sees the store. */
+    layer_store_fd = open(ZB_LAYERS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (layer_store_fd < 0)
+      return zb_fail(err, ZB_STEP_MOUNT_WRITABLE, errno, "open %s", ZB_LAYERS_DIR);
+    if (mount("zeroboot-layers", ZB_LAYERS_DIR, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0)
+      return zb_fail(err, ZB_STEP_MOUNT_WRITABLE, errno, "cover %s", ZB_LAYERS_DIR);
+  }
   /* The tmpfs stays mounted where it was made: detaching it would cost an expedited RCU grace period
    * (namespace_unlock() in fs/namespace.c), ~0.5 ms here, for nothing but tidiness. */
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -205,4 +241,53 @@ int zb_rootfs_sandbox(zb_error *err) {
   if (chdir("/workspace") < 0)
     return zb_fail(err, ZB_STEP_MOUNT_WRITABLE, errno, "chdir /workspace");
   return 0;
+}
+
+/* A Sandbox's run: its layers, read-only, under a copy-on-write overlay whose upper directory is on this
+ * sandbox's own tmpfs, bound over /workspace and /tmp. The tmpfs, sized to what the Sandbox may still
+ * write, is where the run's writes land; the SDK copies them into the Sandbox's top layer once every
+ * process of the run is gone (core/src/layers.ts). Its pages are charged to this sandbox's memory cgroup
+ * only while the sandbox lives: the layers on the host belong to no sandbox's cgroup.
+ *
+ * The layers are O_PATH fds below the store's bind, named by /proc/self/fd paths in the options. */
+int zb_rootfs_layers(const int *layer_fds, unsigned count, uint64_t disk_bytes, zb_error *err) {
+  if (count == 0 || count > ZB_MAX_LAYERS)
+    return zb_fail(err, ZB_STEP_LAYERS, EINVAL, "%u layers (1 to %d)", count, ZB_MAX_LAYERS);
+  /* tmpfs rounds the size to pages and takes 0 for "unlimited": never less than a page. */
+  unsigned long long size = disk_bytes < 4096 ? 4096 : (unsigned long long)disk_bytes;
+  char options[128];
+  snprintf(options, sizeof options, "size=%llu", size);
+  if (mount(NULL, ZB_STAGING_DIR, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, options) < 0)
+    return zb_fail(err, ZB_STEP_LAYERS, errno, "resize the writable tmpfs");
+  static const char *const dirs[] = {ZB_STAGING_DIR "/upper", ZB_STAGING_DIR "/work", ZB_STAGING_DIR "/root"};
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+    if (mkdir(dirs[i], 0755) < 0)
+      return zb_fail(err, ZB_STEP_LAYERS, errno, "mkdir %s", dirs[i]);
+  char data[4096];
+  size_t used = (size_t)snprintf(data, sizeof data, "userxattr,upperdir=%s/upper,workdir=%s/work,lowerdir=", ZB_STAGING_DIR, ZB_STAGING_DIR);
+  for (unsigned i = 0; i < count; i++) {
+    int n = snprintf(data + used, sizeof data - used, "%s/proc/self/fd/%d", i == 0 ? "" : ":", layer_fds[i]);
+    if (n < 0 || (size_t)n >= sizeof data - used)
+      return zb_fail(err, ZB_STEP_LAYERS, E2BIG, "%u layers do not fit in the overlay's options", count);
+    used += (size_t)n;
+  }
+  if (mount("overlay", ZB_STAGING_DIR "/root", "overlay", MS_NOSUID | MS_NODEV, data) < 0)
+    return zb_fail(err, ZB_STEP_LAYERS, errno, "mount the overlay of %u layers", count);
+  if (mount(ZB_STAGING_DIR "/root/workspace", "/workspace", NULL, MS_BIND, NULL) < 0 ||
+      mount(ZB_STAGING_DIR "/root/tmp", "/tmp", NULL, MS_BIND, NULL) < 0)
+    return zb_fail(err, ZB_STEP_LAYERS, errno, "bind the overlay on /workspace and /tmp");
+  int upper = open(ZB_STAGING_DIR "/upper", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (upper < 0)
+    return zb_fail(err, ZB_STEP_LAYERS, errno, "open the upper directory");
+  /* Hide the staging tmpfs: writing to the upper directory behind the overlay's back is undefined
+   * behaviour for the overlay. The binds on /workspace, /tmp and /dev/shm keep working. */
+  if (mount("zeroboot-staging", ZB_STAGING_DIR, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0) {
+    close(upper);
+    return zb_fail(err, ZB_STEP_LAYERS, errno, "cover the staging tmpfs");
+  }
+  if (chdir("/workspace") < 0) {
+    close(upper);
+    return zb_fail(err, ZB_STEP_LAYERS, errno, "chdir /workspace");
+  }
+  return upper;
 }

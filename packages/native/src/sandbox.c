@@ -1,9 +1,13 @@
 /* A sandbox's life inside the fork-server's child, from clone3() to the start of user code.
  *
- * zb_sandbox_setup() is the checklist, in privilege order: it starts with every capability of its new
- * user namespace and ends with none, seccomp on and no way back. A failure at any step is written to the
- * status pipe as {step, errno} and the child exits; the server turns that into SPAWN_FAILED. */
+ * zb_sandbox_setup() is the checklist before parking, in privilege order: it starts with every capability
+ * of its new user namespace and ends with seccomp on, no_new_privs set and nothing but the capabilities
+ * of that namespace, which a parked sandbox keeps for one last mount: a Sandbox's layers, known when the
+ * request arrives. zb_sandbox_wait() finishes the job before any user code: the layers mounted (if any),
+ * every capability dropped, mount(2) refused by a second filter. A failure at any setup step is written to
+ * the status pipe as {step, errno} and the child exits; the server turns that into SPAWN_FAILED. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -82,13 +86,11 @@ int zb_sandbox_setup(zb_error *err) {
     return -1;
   if (zb_limits_apply(err) < 0)
     return -1;
-  if (zb_landlock_apply(err) < 0)
-    return -1;
-  if (zb_caps_drop_all(err) < 0)
+  if (zb_landlock_apply(err) < 0 || zb_caps_drop_bounding(err) < 0)
     return -1;
   /* Armed after the last credential change: the kernel clears the parent-death signal on every change of
-   * uid or gid (commit_creds()), so armed earlier it would be gone by now (dropping capabilities keeps
-   * it). Before seccomp, which refuses PR_SET_PDEATHSIG so user code cannot clear it. Had the server died
+   * uid or gid (commit_creds()), so armed earlier it would be gone by now (dropping capabilities, later,
+   * keeps it). Before seccomp, which refuses PR_SET_PDEATHSIG so user code cannot clear it. Had the server died
    * in between, the request socket's other end, which it holds until READY, is closed, and
    * zb_sandbox_wait() exits. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -102,10 +104,28 @@ int zb_sandbox_setup(zb_error *err) {
 
 static uint8_t *request_buffer;
 static uint32_t request_size;
+static int request_fds[4]; /* the memfd of a large request */
+static int request_fd_count;
+
+static void take_fds(struct msghdr *msg) {
+  for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(msg); cmsg != NULL; cmsg = CMSG_NXTHDR(msg, cmsg)) {
+    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+      continue;
+    int count = (int)((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < count; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(cmsg) + sizeof(int) * (size_t)i, sizeof fd);
+      if (request_fd_count < (int)(sizeof request_fds / sizeof request_fds[0]))
+        request_fds[request_fd_count++] = fd;
+      else
+        close(fd);
+    }
+  }
+}
 
 static int receive(zb_error *err) {
   static uint8_t inline_buffer[ZB_REQUEST_INLINE_MAX];
-  char control[CMSG_SPACE(sizeof(int))];
+  char control[CMSG_SPACE(sizeof(int) * 4)];
   struct iovec iov = {.iov_base = inline_buffer, .iov_len = sizeof inline_buffer};
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
   ssize_t n;
@@ -116,6 +136,9 @@ static int receive(zb_error *err) {
     _exit(0); /* the SDK let this parked sandbox go */
   if (n < 0)
     return zb_fail(err, ZB_STEP_REQUEST, errno, "receive the request");
+  take_fds(&msg);
+  if (msg.msg_flags & MSG_CTRUNC)
+    return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request with more fds than it may carry");
   if ((size_t)n < sizeof(zb_request_header))
     return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request shorter than its header");
   zb_request_header header;
@@ -129,11 +152,9 @@ static int receive(zb_error *err) {
     request_size = (uint32_t)n;
     return 0;
   }
-  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-  if (cmsg == NULL || cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len != CMSG_LEN(sizeof(int)))
+  if (request_fd_count < 1)
     return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "large request without its memfd");
-  int memfd;
-  memcpy(&memfd, CMSG_DATA(cmsg), sizeof memfd);
+  int memfd = request_fds[0];
   struct stat st;
   if (fstat(memfd, &st) < 0 || st.st_size != (off_t)header.total_size || st.st_size < (off_t)sizeof header)
     return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request memfd size mismatch");
@@ -261,17 +282,231 @@ static void close_unkept(void) {
   close_from(next, ~0U);
 }
 
+/* The first field of a type, or NULL. */
+static const uint8_t *find_field(uint32_t wanted, uint32_t *length) {
+  uint32_t offset = 0, type;
+  const uint8_t *data;
+  while (zb_request_next_field(request_buffer, request_size, &offset, &type, &data, length) > 0)
+    if (type == wanted)
+      return data;
+  return NULL;
+}
+
+/* Returns the overlay's upper directory fd, -1 when the request has no layers, -2 on failure. The
+ * layers are named, and opened here below the layer store's root (rootfs.c): a name is one path
+ * component, and no symlink is followed. */
+static int mount_layers(zb_error *err) {
+  uint32_t length;
+  const uint8_t *data = find_field(ZB_FIELD_LAYERS, &length);
+  if (data == NULL)
+    return -1;
+  zb_layers_field layers;
+  if (length < sizeof layers || data[length - 1] != '\0')
+    return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "malformed layers field"), -2;
+  memcpy(&layers, data, sizeof layers);
+  if (layers.count == 0 || layers.count > ZB_MAX_LAYERS)
+    return zb_fail(err, ZB_STEP_LAYERS, EINVAL, "%u layers (1 to %d)", layers.count, ZB_MAX_LAYERS), -2;
+  int fds[ZB_MAX_LAYERS];
+  unsigned opened = 0;
+  int rc = -2;
+  const char *name = (const char *)data + sizeof layers;
+  const char *end = (const char *)data + length;
+  for (; opened < layers.count; opened++) {
+    if (name >= end || *name == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+      zb_fail(err, ZB_STEP_LAYERS, EINVAL, "layer %u has no valid name", opened);
+      goto out;
+    }
+    fds[opened] = zb_rootfs_open_layer(name, err);
+    if (fds[opened] < 0)
+      goto out;
+    name += strlen(name) + 1;
+  }
+  rc = zb_rootfs_layers(fds, layers.count, layers.disk_bytes, err);
+  if (rc < 0)
+    rc = -2;
+out:
+  for (unsigned i = 0; i < opened; i++)
+    close(fds[i]);
+  return rc;
+}
+
+/* ---- the files API's operations, run as the sandbox's own user in its own root ---- */
+
+static char type_letter(mode_t mode) {
+  return S_ISREG(mode) ? 'f' : S_ISDIR(mode) ? 'd' : S_ISLNK(mode) ? 'l' : 'o';
+}
+
+static int copy_to_stdout(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0)
+    return errno;
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    int e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    close(fd);
+    return e;
+  }
+  static char buffer[1 << 16];
+  for (;;) {
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : 0;
+      close(fd);
+      return e;
+    }
+    if (zb_write_all(1, buffer, (size_t)n) < 0) {
+      int e = errno;
+      close(fd);
+      return e;
+    }
+  }
+}
+
+static int list_to_stdout(const char *path) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return errno;
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    close(fd);
+    return errno;
+  }
+  struct dirent *entry;
+  char line[NAME_MAX + 64];
+  while ((entry = readdir(dir)) != NULL) {
+    if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+      continue;
+    struct stat st;
+    if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+      continue; /* gone meanwhile */
+    int n = snprintf(line, sizeof line, "%c %lld %s", type_letter(st.st_mode), (long long)st.st_size, entry->d_name);
+    if (zb_write_all(1, line, (size_t)n + 1) < 0) { /* with its NUL */
+      closedir(dir);
+      return errno;
+    }
+  }
+  closedir(dir);
+  return 0;
+}
+
+/* Removes a tree without following a symlink: entries are unlinked where they are. */
+static int remove_at(int parent, const char *name) {
+  if (unlinkat(parent, name, 0) == 0)
+    return 0;
+  if (errno != EISDIR && errno != EPERM)
+    return errno;
+  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno;
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    close(fd);
+    return errno;
+  }
+  struct dirent *entry;
+  int rc = 0;
+  while (rc == 0 && (entry = readdir(dir)) != NULL)
+    if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+      rc = remove_at(dirfd(dir), entry->d_name);
+  closedir(dir);
+  if (rc == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0)
+    rc = errno;
+  return rc;
+}
+
+/* path is absolute and normalised (the SDK sends nothing else), and not "/". */
+static int remove_path(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (path[0] != '/' || slash[1] == '\0')
+    return EINVAL;
+  char parent_path[PATH_MAX];
+  size_t parent_length = slash == path ? 1 : (size_t)(slash - path);
+  memcpy(parent_path, path, parent_length);
+  parent_path[parent_length] = '\0';
+  int parent = open(parent_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (parent < 0)
+    return errno;
+  int rc = remove_at(parent, slash + 1);
+  close(parent);
+  return rc;
+}
+
+static int stat_to_stdout(const char *path) {
+  struct stat st;
+  if (stat(path, &st) < 0)
+    return errno;
+  char line[64];
+  int n = snprintf(line, sizeof line, "%c %lld", type_letter(st.st_mode), (long long)st.st_size);
+  return zb_write_all(1, line, (size_t)n) < 0 ? errno : 0;
+}
+
+static void run_file_op(const uint8_t *data, uint32_t length) {
+  uint32_t op;
+  char path[PATH_MAX];
+  if (length < 5 || length - 4 >= sizeof path)
+    zb_sandbox_finish(EINVAL);
+  memcpy(&op, data, 4);
+  memcpy(path, data + 4, length - 4);
+  path[length - 4] = '\0';
+  if (strlen(path) != length - 4)
+    zb_sandbox_finish(EINVAL);
+  switch (op) {
+  case ZB_OP_WRITE:
+    zb_sandbox_finish(0); /* the FILE fields are written */
+  case ZB_OP_READ:
+    zb_sandbox_finish(copy_to_stdout(path));
+  case ZB_OP_LIST:
+    zb_sandbox_finish(list_to_stdout(path));
+  case ZB_OP_REMOVE:
+    zb_sandbox_finish(remove_path(path));
+  case ZB_OP_STAT:
+    zb_sandbox_finish(stat_to_stdout(path));
+  default:
+    zb_sandbox_finish(EINVAL);
+  }
+}
+
+static void send_started(int upper) {
+  zb_message started = {.version = ZB_PROTOCOL_VERSION, .type = ZB_MSG_RUN_STARTED};
+  char control[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = {.iov_base = &started, .iov_len = ZB_MESSAGE_HEADER_SIZE + 1};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (upper >= 0) {
+    memset(control, 0, sizeof control);
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &upper, sizeof upper);
+  }
+  sendmsg(ZB_FD_REQUEST, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 int zb_sandbox_wait(const uint8_t **request, uint32_t *size, zb_error *err) {
-  if (receive(err) < 0 || each_field(visit, err) < 0)
+  if (receive(err) < 0)
+    return -1;
+  int upper = mount_layers(err);
+  zb_rootfs_close_layer_store();
+  if (upper == -2)
+    return -1;
+  /* The last privileged step is done: from here on the sandbox is what its user code will be. */
+  if (zb_caps_drop_all(err) < 0 || zb_seccomp_apply_final(err) < 0 || each_field(visit, err) < 0)
     return -1;
   if (dup2(ZB_FD_STDOUT, 1) < 0 || dup2(ZB_FD_STDERR, 2) < 0)
     return zb_fail(err, ZB_STEP_STDIO, errno, "dup2 stdout/stderr");
+  send_started(upper);
   /* From here user code runs with fds 0-2 and the request socket, kept for zb_sandbox_finish and
    * close-on-exec so that no program the code starts inherits it. */
   close_unkept();
   fcntl(ZB_FD_REQUEST, F_SETFD, FD_CLOEXEC);
-  zb_message started = {.version = ZB_PROTOCOL_VERSION, .type = ZB_MSG_RUN_STARTED};
-  send(ZB_FD_REQUEST, &started, ZB_MESSAGE_HEADER_SIZE + 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  uint32_t length;
+  const uint8_t *op = find_field(ZB_FIELD_FILE_OP, &length);
+  if (op != NULL)
+    run_file_op(op, length);
   *request = request_buffer;
   *size = request_size;
   return 0;

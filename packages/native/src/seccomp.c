@@ -2,9 +2,17 @@
  * program, so each sandbox only pays the kernel's install (libseccomp would recompile the filter on every
  * seccomp_load, ~100 µs). Default allow; refused with EPERM: everything that changes mounts, namespaces,
  * the kernel or another process's memory. Non-native syscall ABIs (i386, x32) kill the process.
- * Sockets other than AF_UNIX fail with EAFNOSUPPORT, which programs already handle as "no network". */
+ * Sockets other than AF_UNIX fail with EAFNOSUPPORT, which programs already handle as "no network".
+ *
+ * Two filters, because a parked sandbox still has one mount to make: the layered filesystem of the
+ * Sandbox its run belongs to, known only when the request arrives. The main filter goes in before
+ * parking and refuses the whole mount family but mount(2) itself; when the request has been handled,
+ * zb_seccomp_apply_final() stacks a four-instruction filter that refuses mount(2) too (filters stack,
+ * the strictest verdict wins, and none can be removed). By then the sandbox also has no capability left,
+ * so mount(2) would fail anyway: the filter keeps that true should a kernel bug skip the check. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -25,7 +33,7 @@ static struct sock_fprog program;
 
 static const char *const refused[] = {
     /* mounts and roots */
-    "mount", "umount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsconfig",
+    "umount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsconfig",
     "fsmount", "fspick", "mount_setattr", "open_tree_attr",
     /* namespaces */
     "unshare", "setns",
@@ -132,6 +140,19 @@ out:
     close(memfd);
   seccomp_release(ctx);
   return ret;
+}
+
+int zb_seccomp_apply_final(zb_error *err) {
+  static struct sock_filter refuse_mount[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mount, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  static const struct sock_fprog final_program = {.len = sizeof refuse_mount / sizeof refuse_mount[0], .filter = refuse_mount};
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &final_program) < 0)
+    return zb_fail(err, ZB_STEP_SECCOMP, errno, "install the final seccomp filter");
+  return 0;
 }
 
 int zb_seccomp_apply(zb_error *err) {

@@ -1,6 +1,10 @@
 /* User namespace: inside, the sandbox's code runs as uid/gid 1000 ("sandbox"); outside, that is a host
- * uid of its own (uid_base + slot) that owns nothing on the host, so even a process that escaped every
- * other layer would be an unprivileged stranger, and two sandboxes cannot signal or ptrace each other.
+ * uid (host_uid, one per SDK instance) that owns nothing on the host but the instance's layer store, so
+ * even a process that escaped every other layer would be an unprivileged stranger. Every sandbox of an
+ * instance has the same host uid, as every sandbox of one user has under bubblewrap or in rootless mode:
+ * a Sandbox's files, kept on the host between runs, must belong to whichever pooled sandbox runs next, of
+ * any template. Sandboxes are kept apart by their pid, mount and IPC namespaces, Landlock's signal and
+ * abstract-socket scopes and seccomp (no ptrace, no process_vm_*), not by their uid.
  * Only that one id is mapped: host root is not, so files owned by it appear as nobody (65534). */
 #define _GNU_SOURCE
 #include <errno.h>

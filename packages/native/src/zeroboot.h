@@ -23,7 +23,7 @@
 
 #include "error.h"
 
-/* Keys: state_dir, etc_dir, ro_path (repeatable; PATH, or HOST=>SANDBOX to bind it elsewhere), template, uid_base, memory_mb, max_processes, disk_mb,
+/* Keys: state_dir, etc_dir, layer_dir, ro_path (repeatable; PATH, or HOST=>SANDBOX to bind it elsewhere), template, host_uid, memory_mb, max_processes, disk_mb,
  * control_fd, sdk_pid, hostname, madv_dofork (0/1). Unknown keys and malformed numbers fail with ZB_STEP_CONFIG. */
 int zb_config_set(const char *key, const char *value, zb_error *err);
 

@@ -184,7 +184,7 @@ static int spawn(void) {
   struct epoll_event exit_ev = {.events = EPOLLIN, .data.u64 = EPOLL_EXITS};
   if (c->exit_fd >= 0)
     epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->exit_fd, &exit_ev);
-  if (zb_userns_write_maps(pid, zb_cfg.uid_base + (unsigned)slot, &e) < 0) {
+  if (zb_userns_write_maps(pid, zb_cfg.host_uid, &e) < 0) {
     kill(pid, SIGKILL);
     c->state = FAILED;
     close_fd(&go[1]);

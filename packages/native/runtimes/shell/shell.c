@@ -68,10 +68,12 @@ static void append_quoted(struct buffer *b, const uint8_t *value, size_t length)
   append(b, "'", 1);
 }
 
-/* The script: a one-line prelude (close the script's fd, export the run's environment) on the same line
- * as the first line of the code, so that $LINENO counts the code's lines. */
+/* The script: a one-line prelude (close the script's fd, enter /workspace again: a Sandbox's run has just
+ * mounted its own over the one the shell started in; export the run's environment) on the same line as
+ * the first line of the code, so that $LINENO counts the code's lines. */
 static void build_script(const uint8_t *request, uint32_t size, struct buffer *script) {
-  append(script, "exec 3<&-;", 10);
+  static const char prelude[] = "exec 3<&-;cd /workspace;unset OLDPWD;";
+  append(script, prelude, sizeof prelude - 1);
   uint32_t offset = 0, type, length;
   const uint8_t *data, *code = NULL;
   uint32_t code_length = 0;
