@@ -91,7 +91,7 @@ function pidNamespace(): string {
  * our own pid namespace: an SDK in another one (a container sharing /run) may be alive with a pid we
  * cannot see.
  */
-function sweepStale(parent: string): void {
+export function sweepStale(parent: string): void {
   const ownNamespace = pidNamespace();
   for (const entry of safeReaddir(parent)) {
     const [pidText, namespace] = entry.split('-');

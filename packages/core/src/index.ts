@@ -2,3 +2,4 @@ export { Zeroboot, type TemplateStats, type ZerobootStats } from './zeroboot.js'
 export { ZerobootError, type ZerobootErrorCode, type ZerobootErrorOptions } from './errors.js';
 export type { RunOptions, StartOptions, TemplateOptions, Limits } from './options.js';
 export type { RunResult, RunOutcome } from './run.js';
+export { Sandbox, SandboxFiles, type Change, type FileEntry, type MergeOptions, type MergeResult } from './sandbox.js';

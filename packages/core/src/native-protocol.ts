@@ -27,7 +27,7 @@ export const STEP_NAMES = [
   'none', 'config', 'clone', 'userns-map', 'cgroup-attach', 'sync', 'credentials', 'cgroup-namespace',
   'hostname', 'mount-writable', 'mount-proc', 'rlimits', 'landlock', 'capabilities', 'no-new-privs',
   'seccomp', 'stdio', 'request', 'stdin', 'files', 'rootfs', 'namespaces', 'cgroup-setup', 'signals',
-  'child-died',
+  'child-died', 'layers', 'file-op',
 ] as const;
 
 export function stepName(step: number): string {
@@ -69,13 +69,20 @@ export const REQUEST_IN_MEMFD = 1;
 export const REQUEST_INLINE_MAX = 128 * 1024;
 const REQUEST_HEADER_SIZE = 16;
 
-const Field = { CODE: 1, ENV: 2, STDIN: 3, FILE: 4 } as const;
+const Field = { CODE: 1, ENV: 2, STDIN: 3, FILE: 4, LAYERS: 5, FILE_OP: 6 } as const;
+
+/** The files API's operations, done inside the sandbox (protocol.h's zb_file_op). */
+export const FileOp = { WRITE: 1, READ: 2, LIST: 3, REMOVE: 4, STAT: 5 } as const;
 
 export interface RequestParts {
-  code: string;
+  /** Absent for a file operation. */
+  code?: string | undefined;
   env?: Record<string, string> | undefined;
   stdin?: string | Uint8Array | undefined;
   files?: Record<string, string | Uint8Array> | undefined;
+  /** A Sandbox's run: its layers' names in the layer store, top first, and what it may write. */
+  layers?: { names: readonly string[]; diskBytes: number } | undefined;
+  fileOp?: { op: number; path: string } | undefined;
 }
 
 /** Encodes a run request: header, then (type, size, bytes) fields. */
@@ -92,7 +99,18 @@ export function encodeRequest(parts: RequestParts): Buffer {
     size += 8 + length;
     count++;
   };
-  field(Field.CODE, Buffer.from(parts.code, 'utf8'));
+  if (parts.layers) {
+    const layers = Buffer.alloc(16);
+    layers.writeBigUInt64LE(BigInt(Math.max(0, Math.floor(parts.layers.diskBytes))), 0);
+    layers.writeUInt32LE(parts.layers.names.length, 8);
+    field(Field.LAYERS, layers, ...parts.layers.names.map((name) => Buffer.from(`${name}\0`, 'utf8')));
+  }
+  if (parts.fileOp) {
+    const op = Buffer.alloc(4);
+    op.writeUInt32LE(parts.fileOp.op, 0);
+    field(Field.FILE_OP, op, Buffer.from(parts.fileOp.path, 'utf8'));
+  }
+  if (parts.code !== undefined) field(Field.CODE, Buffer.from(parts.code, 'utf8'));
   if (parts.env) for (const [name, value] of Object.entries(parts.env)) field(Field.ENV, Buffer.from(`${name}=${value}`, 'utf8'));
   if (parts.stdin !== undefined) field(Field.STDIN, toBuffer(parts.stdin));
   if (parts.files) {

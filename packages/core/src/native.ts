@@ -31,8 +31,6 @@ export interface NativeBinding {
   setXattr(path: string, name: string, value: Uint8Array): void;
   /** An overlayfs whiteout (character device 0:0) at path. */
   mknodWhiteout(path: string): void;
-  /** An O_PATH | O_DIRECTORY | O_NOFOLLOW fd on path. */
-  openDirectoryPath(path: string): number;
 }
 
 export const WATCH_CHANNEL = 0;

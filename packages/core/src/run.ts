@@ -31,6 +31,8 @@ export interface RunResult {
 export interface RunSettings {
   timeoutMs: number;
   maxOutputBytes: number;
+  /** Keep stdout's bytes as they are, uncapped (the files API's reads). */
+  rawStdout?: boolean;
   onStdout?: ((chunk: string) => void) | undefined;
   onStderr?: ((chunk: string) => void) | undefined;
   signal?: AbortSignal | undefined;
@@ -41,18 +43,24 @@ const signalNames = new Map<number, string>(Object.entries(constants.signals).ma
 class Output {
   readonly #decoder = new TextDecoder('utf-8');
   readonly #parts: string[] = [];
+  readonly raw: Buffer[] | undefined;
   readonly #limit: number;
   readonly #onChunk: ((chunk: string) => void) | undefined;
   #bytes = 0;
   truncated = false;
   callbackError: unknown;
 
-  constructor(limit: number, onChunk: ((chunk: string) => void) | undefined) {
+  constructor(limit: number, onChunk: ((chunk: string) => void) | undefined, raw = false) {
     this.#limit = limit;
     this.#onChunk = onChunk;
+    if (raw) this.raw = [];
   }
 
   push(chunk: Buffer): void {
+    if (this.raw) {
+      this.raw.push(chunk);
+      return;
+    }
     if (this.#bytes >= this.#limit) {
       if (chunk.length > 0) this.truncated = true;
       return; // keep draining so the writer is never blocked, but keep nothing
@@ -110,6 +118,18 @@ function sendRequest(sandbox: ReadySandbox, request: Buffer): void {
   }
 }
 
+/** A Sandbox's run (its layers are named in the request): the overlay's upper directory comes back. */
+export interface LayeredRun {
+  /**
+   * Called once, as the code starts, with an fd on the directory where the run's writes land, and the
+   * sandbox's exit: the writes are complete once it settles. The fd is the callee's to close.
+   */
+  onUpper(fd: number, exit: Promise<ExitInfo>): void;
+}
+
+/** What runInSandbox returns: the RunResult, plus stdout's bytes when asked for. */
+export type SandboxRunResult = RunResult & { stdoutBytes?: Buffer };
+
 function runFailure(message: Message): ZerobootError {
   const step = stepName(message.a);
   // ENOSPC (tmpfs full), EDQUOT, EFBIG (RLIMIT_FSIZE = diskMb)
@@ -135,8 +155,8 @@ function toResult(exit: ExitInfo, timedOut: boolean): Pick<RunResult, 'exitCode'
   return { exitCode: null, signal, outcome };
 }
 
-export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, request: Buffer, settings: RunSettings, acquiredAt: number): Promise<RunResult> {
-  const stdout = new Output(settings.maxOutputBytes, settings.onStdout);
+export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, request: Buffer, settings: RunSettings, acquiredAt: number, layered?: LayeredRun): Promise<SandboxRunResult> {
+  const stdout = new Output(settings.maxOutputBytes, settings.onStdout, settings.rawStdout);
   const stderr = new Output(settings.maxOutputBytes, settings.onStderr);
   const watchers: Watcher[] = [];
   const outputs = Promise.all([drain(sandbox.stdoutFd, stdout, watchers), drain(sandbox.stderrFd, stderr, watchers)]);
@@ -167,8 +187,13 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
   const reported = new Promise<ExitInfo>((resolve) => {
     const onMessage = (received: ReceivedMessage | false) => {
       if (received === false) return;
-      for (const fd of received.fds) native().close(fd);
       const message = decodeMessage(received.data);
+      let fds = received.fds;
+      if (message?.type === MessageType.RUN_STARTED && !started && layered && fds.length > 0) {
+        layered.onUpper(fds[0]!, sandbox.exit);
+        fds = fds.slice(1);
+      }
+      for (const fd of fds) native().close(fd);
       if (message?.type === MessageType.RUN_STARTED) started = true;
       else if (message?.type === MessageType.RUN_EXITED) {
         // b: the signal that killed the runtime's child running the code (the shell's script)
@@ -207,14 +232,15 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
     }
     if (failure) throw failure;
     const callbackError = stdout.callbackError ?? stderr.callbackError;
-    const result: RunResult = {
-      stdout: stdout.finish(),
+    const result: SandboxRunResult = {
+      stdout: stdout.raw ? '' : stdout.finish(),
       stderr: stderr.finish(),
       ...status,
       timedOut,
       truncated: stdout.truncated || stderr.truncated,
       durationMs,
     };
+    if (stdout.raw) result.stdoutBytes = Buffer.concat(stdout.raw);
     if (callbackError !== undefined) throw new ZerobootError('INVALID_ARGUMENT', 'An onStdout/onStderr callback threw; the run itself completed.', { cause: callbackError });
     return result;
   } finally {

@@ -1,12 +1,16 @@
+import { basename, join } from 'node:path';
+
 import { ZerobootError, invalidArgument } from './errors.js';
 import { ForkServer, type ReadySandbox } from './fork-server.js';
 import { createStateDir, type StateDir } from './host.js';
-import { encodeRequest } from './native-protocol.js';
+import { LayerStore, layerStoreParent } from './layer-store.js';
+import { encodeRequest, type RequestParts } from './native-protocol.js';
 import { Limiter } from './limiter.js';
 import { native } from './native.js';
 import { parseOrThrow, RUNTIMES, runOptionsSchema, startSchema, type Limits, type ResolvedStartOptions, type RunOptions, type RuntimeKind, type StartOptions } from './options.js';
-import { runInSandbox, type RunResult } from './run.js';
+import { runInSandbox, type LayeredRun, type RunResult, type SandboxRunResult } from './run.js';
 import { availableRuntimes, DEFAULT_POOL, launchFor } from './runtimes.js';
+import { Sandbox, type SandboxHost } from './sandbox.js';
 
 export interface TemplateStats {
   /** Sandboxes forked, isolated and parked, waiting for a run. */
@@ -32,10 +36,11 @@ interface Template {
 }
 
 /**
- * Each instance gets its own band of host uids (8 templates x 4096 slots), derived from the pid and a
- * counter. Two SDK processes whose pids agree modulo 1024 can share a band; sandboxes are isolated from
- * each other by their namespaces, not their uid; what they would share is the kernel's per-uid accounting
- * (pipe buffers, epoll watches; RLIMIT_NPROC is per user namespace since Linux 5.14).
+ * Each instance gets its own host uid for all its sandboxes (a Sandbox's files pass from one pooled
+ * sandbox to the next, of any template: see userns.c), derived from the pid and a counter. Two SDK
+ * processes whose pids agree modulo 1024 can share one; sandboxes are isolated from each other by their
+ * namespaces, not their uid; what they would share is the kernel's per-uid accounting (pipe buffers,
+ * epoll watches; RLIMIT_NPROC is per user namespace since Linux 5.14).
  */
 let instanceCounter = 0;
 
@@ -51,13 +56,18 @@ export class Zeroboot {
   readonly #options: ResolvedStartOptions;
   readonly #templates = new Map<string, Template>();
   readonly #state: StateDir;
+  readonly #sandboxes = new Set<Sandbox>();
+  readonly #store: LayerStore;
+  #host: SandboxHost | undefined;
   #inFlight = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  private constructor(options: ResolvedStartOptions, state: StateDir) {
+  private constructor(options: ResolvedStartOptions, state: StateDir, hostUid: number) {
     this.#options = options;
     this.#state = state;
+    const parent = layerStoreParent();
+    this.#store = new LayerStore(parent ? join(parent, basename(state.path)) : join(state.path, 'layers'), hostUid);
   }
 
   /** Starts a fork-server per template and fills its pool. Default templates: every runtime found on the machine. */
@@ -70,10 +80,16 @@ export class Zeroboot {
     const templates: NonNullable<ResolvedStartOptions['templates']> =
       resolved.templates ?? Object.fromEntries(availableRuntimes().map((r) => [r, { preload: [], prewarm: true, concurrency: 64 }]));
     const state = createStateDir();
-    const zb = new Zeroboot(resolved, state);
     const instance = (process.pid % 1024) * 64 + (instanceCounter++ % 64);
+    const hostUid = 1_000_000 + instance;
+    let zb: Zeroboot;
     try {
-      let index = 0;
+      zb = new Zeroboot(resolved, state, hostUid);
+    } catch (error) {
+      state.remove();
+      throw error;
+    }
+    try {
       for (const [name, spec] of Object.entries(templates)) {
         const runtime: RuntimeKind | undefined = spec.runtime ?? RUNTIMES.find((r) => r === name);
         if (!runtime) throw invalidArgument(`options.templates.${name}.runtime`, `one of ${RUNTIMES.map((r) => `'${r}'`).join(', ')} (the template's name is not a runtime)`, spec.runtime);
@@ -81,8 +97,9 @@ export class Zeroboot {
         const launch = launchFor(runtime, spec, [
           ['state_dir', state.path],
           ['etc_dir', state.etcDir],
+          ['layer_dir', zb.#store.root],
           ['template', name],
-          ['uid_base', 1_000_000 + (instance * 8 + index) * 4096],
+          ['host_uid', hostUid],
           ['memory_mb', limits.memoryMb],
           ['max_processes', limits.maxProcesses],
           ['disk_mb', limits.diskMb],
@@ -91,7 +108,6 @@ export class Zeroboot {
         ], `options.templates.${name}`);
         const server = new ForkServer({ template: name, ...launch, pool: spec.pool ?? DEFAULT_POOL[runtime] });
         zb.#templates.set(name, { name, runtime, server, queue: new Limiter(spec.concurrency) });
-        index++;
       }
       await Promise.all([...zb.#templates.values()].map((t) => t.server.start()));
     } catch (error) {
@@ -108,9 +124,48 @@ export class Zeroboot {
 
   /** Runs `code` in a fresh sandbox forked from the template's warm fork-server, then discards the sandbox. */
   async run(runtime: string, code: string, options: RunOptions = {}): Promise<RunResult> {
+    if (typeof code !== 'string') throw invalidArgument('code', 'a string of source code', code);
+    return this.#execute(runtime, { code }, options);
+  }
+
+  /**
+   * A sandbox whose filesystem (/workspace, /tmp) persists across its runs, of any runtime; it can be
+   * branched, diffed and merged. Close it when done (or `await using`).
+   */
+  async sandbox(): Promise<Sandbox> {
+    if (this.#closed) throw closedError();
+    const store = this.#store;
+    const top = await store.create();
+    const sandbox = new Sandbox(this.#sandboxHost(), [top, store.base], undefined);
+    this.#sandboxes.add(sandbox);
+    return sandbox;
+  }
+
+
+  #sandboxHost(): SandboxHost {
+    const zb = this;
+    this.#host ??= {
+      store: this.#store,
+      diskBytes: this.#options.limits.diskMb * 1024 * 1024,
+      get closed() {
+        return zb.#closed;
+      },
+      execute: (runtime, parts, options, layered, rawStdout) => this.#execute(runtime, parts, options, layered, rawStdout),
+      fileOpTemplate: () => {
+        // Any template will do (no code runs): the one with the most parked sandboxes.
+        let best: Template | undefined;
+        for (const t of this.#templates.values()) if (!best || t.server.readyCount > best.server.readyCount) best = t;
+        return best!.name;
+      },
+      forget: (sandbox) => this.#sandboxes.delete(sandbox),
+      track: (sandbox) => this.#sandboxes.add(sandbox),
+    };
+    return this.#host;
+  }
+
+  async #execute(runtime: string, parts: RequestParts, options: RunOptions, layered?: LayeredRun, rawStdout = false): Promise<SandboxRunResult> {
     if (this.#closed) throw closedError();
     if (typeof runtime !== 'string') throw invalidArgument('runtime', 'a template name such as "python"', runtime);
-    if (typeof code !== 'string') throw invalidArgument('code', 'a string of source code', code);
     // No options is the common case of an agent loop: nothing to validate, and zod's parse is ~50 µs cold.
     const opts: RunOptions = isEmptyObject(options) ? {} : parseOrThrow(runOptionsSchema, options, 'options');
     const template = this.#templates.get(runtime);
@@ -123,8 +178,8 @@ export class Zeroboot {
     }
     const signal = opts.signal;
     if (signal?.aborted) throw abortedError(signal);
-    const request = encodeRequest({ code, env: opts.env, stdin: opts.stdin, files: opts.files });
-    const settings = { timeoutMs, maxOutputBytes: this.#options.limits.maxOutputBytes, onStdout: opts.onStdout, onStderr: opts.onStderr, signal };
+    const request = encodeRequest({ ...parts, env: opts.env, stdin: opts.stdin, files: { ...parts.files, ...opts.files } });
+    const settings = { timeoutMs, maxOutputBytes: this.#options.limits.maxOutputBytes, onStdout: opts.onStdout, onStderr: opts.onStderr, signal, rawStdout };
     const task = async () => {
       this.#inFlight++;
       try {
@@ -136,7 +191,7 @@ export class Zeroboot {
           if (sandbox === 'timed-out') return timedOutBeforeStart(acquiredAt);
           try {
             const remainingMs = Math.max(1, settings.timeoutMs - (performance.now() - acquiredAt));
-            return await runInSandbox(template.server, sandbox, request, { ...settings, timeoutMs: remainingMs }, acquiredAt);
+            return await runInSandbox(template.server, sandbox, request, { ...settings, timeoutMs: remainingMs }, acquiredAt, layered);
           } catch (error) {
             if (attempt === 1 && isStaleSandbox(error)) continue;
             throw error;
@@ -174,6 +229,8 @@ export class Zeroboot {
     this.#closing ??= (async () => {
       this.#closed = true;
       await Promise.all([...this.#templates.values()].map((t) => t.server.close()));
+      await Promise.all([...this.#sandboxes].map((sb) => sb.close().catch(() => {})));
+      this.#store.remove();
       this.#state.remove();
     })();
     return this.#closing;

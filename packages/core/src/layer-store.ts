@@ -1,0 +1,104 @@
+// Where Sandboxes keep their files between runs: one directory per layer, on the host's disk, owned by
+// the instance's sandbox uid. A layer is in overlayfs's upper-layer format (whiteouts, opaque
+// directories; layers.ts), so a stack of them mounts as one overlay inside a sandbox. Layers are shared
+// between the stacks of a Sandbox and its branches and counted: the last release removes the directory.
+import { chmodSync, chownSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { chown, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { ZerobootError } from './errors.js';
+import { sweepStale } from './host.js';
+
+export class Layer {
+  /** Its directory's name in the store: what a sandbox's request names it by. */
+  readonly name: string;
+  readonly path: string;
+  refs = 0;
+
+  constructor(name: string, path: string) {
+    this.name = name;
+    this.path = path;
+  }
+}
+
+/**
+ * The directories that persist in a Sandbox, at the root of every layer: the rest of the sandbox's root is
+ * the read-only system, and /dev/shm stays per run.
+ */
+export const LAYERED_DIRS = ['workspace', 'tmp'] as const;
+
+export class LayerStore {
+  readonly root: string;
+  readonly uid: number;
+  readonly base: Layer;
+  #next = 1;
+  #removed = false;
+
+  constructor(root: string, uid: number) {
+    this.root = root;
+    this.uid = uid;
+    // The sandbox uid's own: a sandbox opens layers below it (in its own mount namespace, where the fork-
+    // server binds it), and nothing else of the host's is below it.
+    mkdirSync(root, { mode: 0o700 });
+    chownSync(root, uid, uid);
+    // The base: the empty directories every stack starts from, as the sandbox user owns them.
+    const base = join(root, 'base');
+    mkdirSync(base, { mode: 0o755 });
+    mkdirSync(join(base, 'workspace'), { mode: 0o755 });
+    mkdirSync(join(base, 'tmp'), { mode: 0o777 });
+    for (const path of [base, join(base, 'workspace'), join(base, 'tmp')]) chownSync(path, uid, uid);
+    chmodSync(join(base, 'tmp'), 0o1777); // mkdir honours the umask
+    this.base = new Layer('base', base);
+    this.base.refs = 1; // the store's own: never removed before the store
+  }
+
+  async create(): Promise<Layer> {
+    if (this.#removed) throw new ZerobootError('SANDBOX_CLOSED', 'This Zeroboot instance is closed: start a new one with Zeroboot.start().');
+    const name = `L${this.#next++}`;
+    const path = join(this.root, name);
+    await mkdir(path, { mode: 0o755 });
+    await chown(path, this.uid, this.uid);
+    return new Layer(name, path);
+  }
+
+  retain(layers: readonly Layer[]): void {
+    for (const layer of layers) layer.refs++;
+  }
+
+  /** Drops one reference from each; removes the layers nobody holds any more. */
+  async release(layers: readonly Layer[]): Promise<void> {
+    const gone = layers.filter((layer) => --layer.refs === 0);
+    await Promise.all(gone.map((layer) => rm(layer.path, { recursive: true, force: true })));
+  }
+
+  /** Removes every layer: the instance is closing. */
+  remove(): void {
+    this.#removed = true;
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The parent of every instance's store: /var/tmp/zeroboot (on disk, by convention, where /run and /tmp
+ * may be RAM) when it is ours alone; undefined when not (the store then goes in the state directory).
+ * Checked before use: in a world-writable /var/tmp, another user could have made the directory first, or
+ * a symlink in its place.
+ */
+export function layerStoreParent(): string | undefined {
+  const parent = '/var/tmp/zeroboot';
+  try {
+    mkdirSync(parent, { mode: 0o700 });
+  } catch {
+    // exists: checked below
+  }
+  try {
+    const st = lstatSync(parent);
+    if (st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o022) === 0) {
+      sweepStale(parent); // stores of SDK processes that died without closing
+      return parent;
+    }
+  } catch {
+    // unusable
+  }
+  return undefined;
+}

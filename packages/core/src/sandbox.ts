@@ -1,0 +1,381 @@
+// A Sandbox: a filesystem that persists across runs, as a stack of layers (layer-store.ts), each run a
+// fresh fork of a warm template over it. The stack, top first: the Sandbox's own top layer, the frozen
+// layers it shares with its branches and parents, the base. A run mounts the stack read-only under an
+// overlay whose writes go to the run's tmpfs; once every process of the run is gone, the SDK applies
+// those writes to the top layer (layers.ts, squash). Everything that touches the stack, runs included,
+// goes through one queue per Sandbox, so no run sees another half-done and no merge is seen half-applied.
+import { posix } from 'node:path';
+
+import { ZerobootError, invalidArgument } from './errors.js';
+import type { ExitInfo } from './fork-server.js';
+import type { Layer, LayerStore } from './layer-store.js';
+import { diffViews, findConflicts, layerBytes, squash, type Change } from './layers.js';
+import { FileOp, type RequestParts } from './native-protocol.js';
+import { native } from './native.js';
+import type { RunOptions } from './options.js';
+import type { LayeredRun, RunResult, SandboxRunResult } from './run.js';
+
+export type { Change } from './layers.js';
+
+export interface FileEntry {
+  name: string;
+  /** As the files API takes it: relative to /workspace when inside it, else absolute. */
+  path: string;
+  type: 'file' | 'dir' | 'symlink';
+  /** Bytes; a symlink's is its target's length. */
+  size: number;
+}
+
+export interface MergeOptions {
+  /** A path changed on both sides since the branch point: 'fail' (default) applies nothing, 'ours' keeps this sandbox's version, 'theirs' takes the branch's. */
+  onConflict?: 'fail' | 'ours' | 'theirs';
+}
+
+export interface MergeResult {
+  /** The branch's changes now in this sandbox (none when a conflict failed the merge). */
+  applied: Change[];
+  /** Paths changed on both sides. With onConflict 'fail' (the default) and any conflict, nothing was applied. */
+  conflicts: { path: string }[];
+}
+
+/** What a Sandbox needs of its Zeroboot (zeroboot.ts implements it). */
+export interface SandboxHost {
+  readonly store: LayerStore;
+  readonly diskBytes: number;
+  readonly closed: boolean;
+  execute(runtime: string, parts: RequestParts, options: RunOptions, layered: LayeredRun, rawStdout: boolean): Promise<SandboxRunResult>;
+  /** The template file operations use: any will do, they run no code. */
+  fileOpTemplate(): string;
+  /** Branches are closed with the instance too. */
+  track(sandbox: Sandbox): void;
+  forget(sandbox: Sandbox): void;
+}
+
+/** Above this many layers a stack no longer fits in an overlay's mount options: merge or close branches. */
+const MAX_STACK = 200;
+let nextSandboxId = 1;
+
+/** The files API of one Sandbox: paths relative to /workspace, or absolute inside the sandbox. */
+export class SandboxFiles {
+  readonly #sandbox: Sandbox;
+
+  constructor(sandbox: Sandbox) {
+    this.#sandbox = sandbox;
+  }
+
+  /** Writes (creates or replaces) a file, making its directories. */
+  async write(path: string, content: string | Uint8Array): Promise<void> {
+    if (typeof content !== 'string' && !(content instanceof Uint8Array)) throw invalidArgument('content', 'a string or a Uint8Array', content);
+    const target = sandboxPath(path);
+    await this.#sandbox.fileOp(FileOp.WRITE, target, { [target]: content });
+  }
+
+  /** A file's bytes, or its text with an encoding. */
+  read(path: string): Promise<Uint8Array>;
+  read(path: string, encoding: 'utf8' | 'utf-8'): Promise<string>;
+  async read(path: string, encoding?: 'utf8' | 'utf-8'): Promise<Uint8Array | string> {
+    if (encoding !== undefined && encoding !== 'utf8' && encoding !== 'utf-8') throw invalidArgument('encoding', "'utf8' or nothing (bytes)", encoding);
+    const bytes = await this.#sandbox.fileOp(FileOp.READ, sandboxPath(path));
+    return encoding ? bytes.toString('utf8') : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** The entries of a directory (fifos, sockets and devices are left out). */
+  async list(path = '.'): Promise<FileEntry[]> {
+    const dir = sandboxPath(path);
+    const out = await this.#sandbox.fileOp(FileOp.LIST, dir);
+    const entries: FileEntry[] = [];
+    for (const record of out.toString('utf8').split('\0')) {
+      const match = /^([fdlo]) (\d+) ([\s\S]+)$/.exec(record);
+      if (!match || match[1] === 'o') continue;
+      const name = match[3]!;
+      entries.push({ name, path: displayPath(posix.join(dir, name)), type: match[1] === 'f' ? 'file' : match[1] === 'd' ? 'dir' : 'symlink', size: Number(match[2]) });
+    }
+    return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Removes a file, a symlink or a whole directory. */
+  async remove(path: string): Promise<void> {
+    const target = sandboxPath(path);
+    if (target === '/') throw invalidArgument('path', 'a path below /', path);
+    await this.#sandbox.fileOp(FileOp.REMOVE, target);
+  }
+
+  /** Whether the path exists (symlinks followed). */
+  async exists(path: string): Promise<boolean> {
+    try {
+      await this.#sandbox.fileOp(FileOp.STAT, sandboxPath(path));
+      return true;
+    } catch (error) {
+      if (ZerobootError.isInstance(error) && error.code === 'FILE_NOT_FOUND') return false;
+      throw error;
+    }
+  }
+}
+
+export class Sandbox {
+  readonly id = nextSandboxId++;
+  readonly files: SandboxFiles;
+  readonly #host: SandboxHost;
+  /** Top first; [0] is this sandbox's own and only it writes there; the last is the store's base. */
+  #stack: Layer[];
+  /** The layer this sandbox was branched at (its diff starts there), or undefined: since creation. */
+  readonly #branchPoint: Layer | undefined;
+  /** Allocated bytes in the top layer: what counts against diskMb. */
+  #topBytes = 0;
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  /** @internal Zeroboot.sandbox() and Sandbox.branch() make them. */
+  constructor(host: SandboxHost, stack: Layer[], branchPoint: Layer | undefined) {
+    this.#host = host;
+    this.#stack = stack;
+    this.#branchPoint = branchPoint;
+    host.store.retain(stack);
+    this.files = new SandboxFiles(this);
+  }
+
+  /** Runs code in a fresh sandbox over this one's filesystem; what it writes is there for the next run. */
+  run(runtime: string, code: string, options: RunOptions = {}): Promise<RunResult> {
+    if (typeof code !== 'string') return Promise.reject(invalidArgument('code', 'a string of source code', code));
+    return this.#serialised(async () => {
+      const result = await this.#execute(runtime, { code }, options, false);
+      delete result.stdoutBytes;
+      return result;
+    });
+  }
+
+  /**
+   * A copy-on-write copy of this sandbox's filesystem: O(1) in its size. The current top layer is frozen
+   * and shared; this sandbox and the branch each get a new empty top.
+   */
+  branch(): Promise<Sandbox> {
+    return this.#serialised(async () => {
+      if (this.#stack.length >= MAX_STACK) {
+        throw new ZerobootError('INVALID_ARGUMENT', `This sandbox's filesystem is ${this.#stack.length} layers deep, the most a sandbox can mount: merge or close some branches first.`);
+      }
+      const store = this.#host.store;
+      const [parentTop, branchTop] = await Promise.all([store.create(), store.create()]);
+      const frozen = this.#stack;
+      this.#stack = [parentTop, ...frozen];
+      store.retain([parentTop]);
+      this.#topBytes = 0;
+      const branch = new Sandbox(this.#host, [branchTop, ...frozen], frozen[0]);
+      this.#host.track(branch);
+      return branch;
+    });
+  }
+
+  /** What changed since the branch point (or since creation): added, modified and deleted paths. */
+  diff(): Promise<Change[]> {
+    return this.#serialised(async () => {
+      const at = this.#branchPoint ? this.#stack.indexOf(this.#branchPoint) : this.#stack.length - 1;
+      const changes = await diffViews(paths(this.#stack.slice(0, at)), paths(this.#stack.slice(at)));
+      return changes.map(displayChange);
+    });
+  }
+
+  /**
+   * Applies `branch`'s changes since the two last shared a layer (its branch point, for a branch of this
+   * sandbox). A path changed on both sides is a conflict, settled by onConflict. Atomic: the changes are
+   * built in a new layer that goes on top of this sandbox's stack in one step, or not at all.
+   */
+  async merge(branch: Sandbox, options: MergeOptions = {}): Promise<MergeResult> {
+    if (!(branch instanceof Sandbox) || branch.#host !== this.#host) throw invalidArgument('branch', 'a Sandbox of the same Zeroboot instance', branch);
+    if (branch === this) throw invalidArgument('branch', 'another sandbox than this one', 'itself');
+    const onConflict = options.onConflict ?? 'fail';
+    if (!['fail', 'ours', 'theirs'].includes(onConflict)) throw invalidArgument('options.onConflict', "'fail', 'ours' or 'theirs'", onConflict);
+    // Both queues, always in the same order: two merges between the same pair cannot deadlock.
+    const [first, second] = this.id < branch.id ? [this, branch] : [branch, this];
+    return first.#serialised(() => second.#serialised(() => this.#merge(branch, onConflict)));
+  }
+
+  async #merge(branch: Sandbox, onConflict: 'fail' | 'ours' | 'theirs'): Promise<MergeResult> {
+    const ours = this.#stack;
+    const theirs = branch.#stack;
+    let shared = 0; // layers both stacks share, from the base up
+    while (shared < ours.length && shared < theirs.length && ours[ours.length - 1 - shared] === theirs[theirs.length - 1 - shared]) shared++;
+    const base = paths(ours.slice(ours.length - shared));
+    const ourLayers = paths(ours.slice(0, ours.length - shared));
+    const theirLayers = paths(theirs.slice(0, theirs.length - shared));
+    const [ourChanges, theirChanges] = await Promise.all([diffViews(ourLayers, base), diffViews(theirLayers, base)]);
+    const conflicts = await findConflicts({ changes: ourChanges, view: paths(ours) }, { changes: theirChanges, view: paths(theirs) });
+    const result = (applied: Change[]): MergeResult => ({ applied: applied.map(displayChange), conflicts: conflicts.map((path) => ({ path: displayPath(`/${path}`) })) });
+    if (conflicts.length > 0 && onConflict === 'fail') return result([]);
+    // 'ours': a conflicting path and everything under it stays as this sandbox has it.
+    const kept = (rel: string) => onConflict === 'ours' && conflicts.some((c) => rel === c || rel.startsWith(`${c}/`));
+    const applied = theirChanges.filter((c) => !kept(c.path));
+    if (applied.length === 0) return result([]);
+    const store = this.#host.store;
+    const delta = await store.create();
+    try {
+      // Their layers, oldest first, into one: their changes since the shared base.
+      let bytes = 0;
+      for (const layer of [...theirLayers].reverse()) {
+        bytes += (await squash(layer, delta.path, base, { move: false, uid: store.uid, gid: store.uid, skip: kept })).bytesDelta;
+      }
+      if (this.#topBytes + bytes > this.#host.diskBytes) {
+        throw new ZerobootError('DISK_QUOTA_EXCEEDED', `Merging would put ${this.#topBytes + bytes} bytes in this sandbox's own layer, past limits.diskMb (${this.#host.diskBytes} bytes): nothing was merged. Raise limits.diskMb or remove files first.`);
+      }
+    } catch (error) {
+      await store.release([delta]).catch(() => {});
+      throw error;
+    }
+    // The one step that makes the merge visible; then fold it into the top layer, which keeps what
+    // every run sees unchanged at each step of the way.
+    store.retain([delta]);
+    this.#stack = [delta, ...this.#stack];
+    await this.#compact();
+    return result(applied);
+  }
+
+  /** Ends this sandbox and frees its layers (those no branch still holds). Later calls reject with SANDBOX_CLOSED. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      await this.#queue.catch(() => {});
+      this.#host.forget(this);
+      await this.#host.store.release(this.#stack);
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** @internal A files API operation, done inside a sandbox over this one's filesystem. */
+  fileOp(op: number, path: string, files?: Record<string, string | Uint8Array>): Promise<Buffer> {
+    return this.#serialised(async () => {
+      let result: SandboxRunResult;
+      try {
+        result = await this.#execute(this.#host.fileOpTemplate(), { fileOp: { op, path }, files }, {}, true);
+      } catch (error) {
+        // Writing the file failed before the operation (read-only path, full disk): the same errors.
+        if (ZerobootError.isInstance(error) && error.step === 'files' && error.errno !== undefined) throw fileOpError(error.errno, false, path);
+        throw error;
+      }
+      if (result.exitCode === 0) return result.stdoutBytes ?? Buffer.alloc(0);
+      throw fileOpError(result.exitCode ?? -1, result.timedOut, path);
+    });
+  }
+
+  async #execute(runtime: string, parts: RequestParts, options: RunOptions, rawStdout: boolean): Promise<SandboxRunResult> {
+    const stack = this.#stack;
+    let upper: { fd: number; exit: Promise<ExitInfo> } | undefined;
+    const layered: LayeredRun = { onUpper: (fd, exit) => (upper = { fd, exit }) };
+    const diskBytes = Math.max(0, this.#host.diskBytes - this.#topBytes);
+    try {
+      return await this.#host.execute(runtime, { ...parts, layers: { names: stack.map((layer) => layer.name), diskBytes } }, options, layered, rawStdout);
+    } finally {
+      if (upper) {
+        // Every process of the run must be gone before its writes are read: pid 1's exit takes its
+        // namespace with it. Then they go into the top layer, run or file operation, whatever the outcome.
+        try {
+          await upper.exit.catch(() => {});
+          const { bytesDelta } = await squash(`/proc/self/fd/${upper.fd}`, stack[0]!.path, paths(stack.slice(1)), { move: false, uid: this.#host.store.uid, gid: this.#host.store.uid });
+          this.#topBytes += bytesDelta;
+        } finally {
+          native().close(upper.fd);
+        }
+      }
+    }
+  }
+
+  /**
+   * Folds layers only this sandbox holds into the one below, top down, so stacks do not grow with every
+   * branch and merge: never into a layer a branch shares, nor into this sandbox's branch point (its diff
+   * starts there), nor into the base.
+   */
+  async #compact(): Promise<void> {
+    const store = this.#host.store;
+    for (let i = 0; i + 1 < this.#stack.length - 1; ) {
+      const upper = this.#stack[i]!;
+      const lower = this.#stack[i + 1]!;
+      if (upper.refs !== 1 || lower.refs !== 1 || lower === this.#branchPoint) {
+        i++;
+        continue;
+      }
+      await squash(upper.path, lower.path, paths(this.#stack.slice(i + 2)), { move: true, uid: store.uid, gid: store.uid });
+      this.#stack = [...this.#stack.slice(0, i), ...this.#stack.slice(i + 1)];
+      // The top is now the layer below, with what it held before this sandbox last branched.
+      if (i === 0) this.#topBytes = await layerBytes(lower.path);
+      await store.release([upper]);
+    }
+  }
+
+  /** Runs f after everything queued before it on this sandbox; compacts first when branches have let go of layers. */
+  #serialised<T>(f: () => Promise<T>): Promise<T> {
+    if (this.#closed || this.#host.closed) return Promise.reject(new ZerobootError('SANDBOX_CLOSED', 'This sandbox is closed: make a new one with zb.sandbox() or sb.branch().'));
+    const next = this.#queue.then(async () => {
+      if (this.#closed || this.#host.closed) throw new ZerobootError('SANDBOX_CLOSED', 'This sandbox was closed while the call waited: make a new one with zb.sandbox() or sb.branch().');
+      await this.#compact();
+      return f();
+    });
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+}
+
+function paths(layers: readonly Layer[]): string[] {
+  return layers.map((layer) => layer.path);
+}
+
+/**
+ * A files API path as an absolute, normalised path inside the sandbox. `..` may not climb above the
+ * sandbox's root; symlinks are not resolved here (the operation runs inside the sandbox, where they can
+ * only lead inside it).
+ */
+export function sandboxPath(path: unknown): string {
+  if (typeof path !== 'string' || path === '') throw invalidArgument('path', 'a non-empty string', path);
+  if (path.includes('\0')) throw invalidArgument('path', 'a path without NUL bytes', path);
+  const absolute = path.startsWith('/') ? path : `/workspace/${path}`;
+  const parts: string[] = [];
+  for (const part of absolute.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (parts.length === 0) throw new ZerobootError('PATH_OUTSIDE_SANDBOX', `The path ${JSON.stringify(path)} climbs above the sandbox's root with '..': use a path inside the sandbox.`);
+      parts.pop();
+    } else parts.push(part);
+  }
+  const resolved = `/${parts.join('/')}`;
+  if (resolved.length > 4000) throw invalidArgument('path', 'a path shorter than 4000 bytes', path);
+  return resolved;
+}
+
+/** How paths come back: relative to /workspace inside it, absolute elsewhere. */
+function displayPath(absolute: string): string {
+  if (absolute === '/workspace') return '.';
+  return absolute.startsWith('/workspace/') ? absolute.slice('/workspace/'.length) : absolute;
+}
+
+function displayChange(change: Change): Change {
+  return { path: displayPath(`/${change.path}`), kind: change.kind };
+}
+
+const ERRNO = { ENOENT: 2, EACCES: 13, EEXIST: 17, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, EFBIG: 27, ENOSPC: 28, EROFS: 30, ENAMETOOLONG: 36, ENOTEMPTY: 39, ELOOP: 40, EDQUOT: 122, EPERM: 1 } as const;
+
+function fileOpError(errno: number, timedOut: boolean, path: string): ZerobootError {
+  const where = JSON.stringify(displayPath(path));
+  switch (errno) {
+    case ERRNO.ENOENT:
+    case ERRNO.ENOTDIR:
+      return new ZerobootError('FILE_NOT_FOUND', `No such file or directory in the sandbox: ${where}.`, { errno });
+    case ERRNO.ELOOP:
+      return new ZerobootError('PATH_OUTSIDE_SANDBOX', `${where} does not resolve inside the sandbox (a symlink loop).`, { errno });
+    case ERRNO.ENOSPC:
+    case ERRNO.EDQUOT:
+    case ERRNO.EFBIG:
+      return new ZerobootError('DISK_QUOTA_EXCEEDED', `The sandbox's disk (limits.diskMb) is full: ${where} was not written. Remove files or raise limits.diskMb.`, { errno });
+    case ERRNO.EISDIR:
+      return new ZerobootError('INVALID_ARGUMENT', `${where} is a directory: read a file, or list the directory.`, { errno });
+    case ERRNO.EROFS:
+    case ERRNO.EACCES:
+    case ERRNO.EPERM:
+      return new ZerobootError('INVALID_ARGUMENT', `${where} is read-only in the sandbox: only /workspace and /tmp (and what the sandbox's code may change there) are writable.`, { errno });
+    case ERRNO.EINVAL:
+      return new ZerobootError('INVALID_ARGUMENT', `${where} is not a regular file (a device, fifo or socket) or not a valid target for this operation.`, { errno });
+    default:
+      return new ZerobootError('SANDBOX_SETUP_FAILED', `The file operation on ${where} failed (errno ${errno}${timedOut ? ', timed out' : ''}).`, { errno, step: 'file-op' });
+  }
+}
