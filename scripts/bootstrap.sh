@@ -44,6 +44,19 @@ zeroboot_bootstrap() {
     *":$bin:"*) ;;
     *) export PATH="$bin:$PATH" ;;
   esac
+
+  # node-gyp compiles against the headers of the node it is given with nodedir; without one it downloads
+  # them from nodejs.org, which these machines cannot reach, and a user ~/.npmrc may name another node's.
+  # The npm `node` package ships them beside the binary; the environment outranks every .npmrc.
+  if [ -x "$bin/node" ] && [ -z "${npm_config_nodedir:-}" ]; then
+    local dist
+    for dist in "$tools"/node_modules/node/node_modules/node-linux-*; do
+      if [ -f "$dist/include/node/node_version.h" ]; then
+        export npm_config_nodedir="$dist"
+        break
+      fi
+    done
+  fi
 }
 
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then

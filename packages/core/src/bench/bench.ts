@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 
 import { Zeroboot } from '../zeroboot.js';
 import { childPids, cpuPerRun, cpuTimes, nowMs, processMemory, sleep, summarize, type CpuTimes, type ProcessMemory, type Summary } from './measure.js';
-import { bwrapArgv, bwrapCommand, environment, findPython, hasCommand, timeCommand, type Environment, type PeerResult } from './peers.js';
+import { bwrapArgv, bwrapCommand, environment, findPython, hasCommand, timeCommand, timeIsolatedVm, type Environment, type PeerResult } from './peers.js';
 
 const CODE = 'print(1+1)';
 
@@ -216,13 +216,17 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     peers.push(timeCommand('bwrap --unshare-all + node -e', bwrapCommand(nodeArgv), it.peers));
     peers.push(timeCommand('bwrap --unshare-all + /bin/sh -c', bwrapCommand(shArgv), it.peers));
   }
+  log(`peers: isolated-vm, new isolate per run, ${it.peers} runs`);
+  const isolatedVm = timeIsolatedVm('isolated-vm: new isolate + context per run (in-process, no OS isolation)', 'console.log(1+1)', it.peers);
+  if (isolatedVm.unavailable !== undefined) log(`peers: isolated-vm unavailable (${isolatedVm.unavailable})`);
+  peers.push(isolatedVm);
 
   const base = warm.summary.p50;
   const ratios: Record<string, number> = {
     paced: paced.summary.p50 / base,
     cold: cold.summary.p50 / base,
   };
-  for (const peer of peers) ratios[peer.name] = peer.summary.p50 / base;
+  for (const peer of peers) if (peer.unavailable === undefined) ratios[peer.name] = peer.summary.p50 / base;
   for (const o of others) ratios[`${o.runtime} back to back`] = o.warm.summary.p50 / base;
   const bwrap = peers.find((p) => p.name === 'bwrap --unshare-all + python3 -c');
   const targetsOthers: Target[] = [];
@@ -435,7 +439,7 @@ export function formatTable(r: BenchResult): string {
   const base = z.warm.summary.p50;
   const rows: string[][] = [];
   // Node and shell peers are compared with zeroboot's node and shell rows.
-  const baseFor = (name: string) => z.others.find((o) => (o.runtime === 'node' ? /node -e/ : /sh -c/).test(name))?.warm.summary.p50 ?? base;
+  const baseFor = (name: string) => z.others.find((o) => (o.runtime === 'node' ? /node -e|isolated-vm/ : /sh -c/).test(name))?.warm.summary.p50 ?? base;
   rows.push([
     `zeroboot python \`${CODE}\`, warm pool 8, back to back (n=${z.warm.summary.n})`,
     ms(z.warm.summary.p50),
@@ -486,6 +490,10 @@ export function formatTable(r: BenchResult): string {
     }
   }
   for (const p of r.peers) {
+    if (p.unavailable !== undefined) {
+      rows.push([p.name, '—', '—', `unavailable: ${p.unavailable}`, 'n/a']);
+      continue;
+    }
     rows.push([
       `${p.name} (n=${p.summary.n})`,
       ms(p.summary.p50),
@@ -513,7 +521,7 @@ export function formatReport(r: BenchResult): string {
   out.push('');
   out.push(r.table);
   out.push('');
-  out.push('All times are from TypeScript, call to result: zeroboot through `zb.run()`, peers through `spawnSync()` to exit. "vs zeroboot": p50 / the warm back-to-back p50.');
+  out.push('All times are from TypeScript, call to result: zeroboot through `zb.run()`, peers through `spawnSync()` to exit, isolated-vm from `new Isolate()` to `dispose()` inside a child node. "vs zeroboot": p50 / the warm back-to-back p50.');
   out.push('');
   out.push('### Targets');
   out.push('');

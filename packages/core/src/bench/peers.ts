@@ -1,10 +1,12 @@
 // The peers zeroboot is compared with, run from this same Node process: a cold `python3 -c` and the same
-// interpreter under bubblewrap. Also the facts about the machine that go into the JSON.
+// interpreter under bubblewrap, and isolated-vm's isolates. Also the facts about the machine that go into the JSON.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 
 import { findPython, SYSTEM_PATHS, type PythonInstall } from '../host.js';
+import type { IsolatedVmReport } from './isolated-vm-peer.js';
 import { nowMs, summarize, type Summary } from './measure.js';
 
 export interface PeerResult {
@@ -14,6 +16,8 @@ export interface PeerResult {
   samplesMs: number[];
   failures: number;
   firstError?: string;
+  /** Why the peer could not run at all (a missing tool or module); no samples then. */
+  unavailable?: string;
 }
 
 /** Times `argv` to its exit, `runs` times after `warmup` unrecorded runs; checks that it printed "2". */
@@ -34,6 +38,40 @@ export function timeCommand(name: string, argv: string[], runs: number, warmup =
     if (i >= warmup && ok) samplesMs.push(elapsed);
   }
   return { name, command: argv, summary: summarize(samplesMs), samplesMs, failures, ...(firstError === undefined ? {} : { firstError }) };
+}
+
+/**
+ * isolated-vm, `runs` times after `warmup` unrecorded runs: per run a new isolate and context, `code` compiled
+ * and run with a console.log that collects its output, the isolate disposed. Timed inside a child node (see
+ * isolated-vm-peer.ts), so a crash there cannot end the bench; a missing or unloadable module makes the row
+ * `unavailable`.
+ */
+export function timeIsolatedVm(name: string, code: string, runs: number, warmup = 3): PeerResult {
+  const script = fileURLToPath(new URL('./isolated-vm-peer.js', import.meta.url));
+  const command = [process.execPath, '--no-node-snapshot', script, String(runs), String(warmup), code];
+  const [file, ...args] = command as [string, ...string[]];
+  const result = spawnSync(file, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 300_000 });
+  let report: IsolatedVmReport | undefined;
+  try {
+    report = JSON.parse(result.stdout) as IsolatedVmReport;
+  } catch {
+    // crashed or killed before it printed: reported below
+  }
+  if (result.status !== 0 || report === undefined) {
+    const why = result.error ? result.error.message : `exit ${result.status ?? result.signal}: ${(result.stderr || result.stdout || '').trim().slice(0, 300)}`;
+    return { name, command, summary: summarize([]), samplesMs: [], failures: runs, firstError: why };
+  }
+  if (report.unavailable !== undefined) {
+    return { name, command, summary: summarize([]), samplesMs: [], failures: 0, unavailable: report.unavailable };
+  }
+  return {
+    name,
+    command,
+    summary: summarize(report.samplesMs),
+    samplesMs: report.samplesMs,
+    failures: report.failures,
+    ...(report.firstError === undefined ? {} : { firstError: report.firstError }),
+  };
 }
 
 /** The bwrap command line for `python -c 'print(1+1)'`: everything unshared, /usr read-only, the interpreter's prefix bound. */
