@@ -6,8 +6,8 @@
 // Entries are examined with lstat and only then acted on (lchown, lutimes, readlink, unlink, rmdir); a file is opened
 // or copied only when lstat says it is a regular file, and a directory is descended into only when lstat says it is
 // one. Callers serialise all work on a layer, so nothing changes between the lstat and the act.
-import { constants, type Stats } from 'node:fs';
-import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rmdir, symlink, unlink } from 'node:fs/promises';
+import { constants, lstatSync, readdirSync, type Stats } from 'node:fs';
+import { chmod, copyFile, lchown, link, lutimes, mkdir, open, readlink, rmdir, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { invalidArgument } from './errors.js';
@@ -74,9 +74,9 @@ export async function readMergedDir(stack: string[], rel: string): Promise<Map<s
   const merged = new Map<string, { stats: Stats; layer: string }>();
   const whitedOut = new Set<string>();
   for (const { path, layer } of dir.dirs) {
-    for (const name of await readdir(path)) {
+    for (const name of readdirSync(path)) {
       if (merged.has(name) || whitedOut.has(name)) continue;
-      const stats = await lstat(join(path, name));
+      const stats = lstatSync(join(path, name));
       if (isWhiteout(stats)) whitedOut.add(name);
       else merged.set(name, { stats, layer });
     }
@@ -120,7 +120,7 @@ export async function squash(src: string, dst: string, below: string[], options:
   // Directories of dst whose metadata is set once everything inside them is in place (writing into a directory
   // changes its mtime), with their allocated blocks before.
   const dirs: Array<{ rel: string; stats: Stats; blocksBefore: number }> = [];
-  const rootBlocksBefore = (await lstat(dst)).blocks;
+  const rootBlocksBefore = lstatSync(dst).blocks;
 
   // What `below` shows at rel through dst's directories above it, ignoring dst's own entry at rel.
   const shownBelow = async (rel: string): Promise<Stats | null> => {
@@ -171,7 +171,7 @@ export async function squash(src: string, dst: string, below: string[], options:
       native().mknodWhiteout(to);
     }
     await setMetadata(to, stats, options);
-    bytesDelta += (await lstat(to)).blocks * 512;
+    bytesDelta += lstatSync(to).blocks * 512;
     return false;
   });
 
@@ -179,15 +179,15 @@ export async function squash(src: string, dst: string, below: string[], options:
   for (const { rel, stats, blocksBefore } of dirs.reverse()) {
     const to = join(dst, rel);
     await setMetadata(to, stats, options);
-    bytesDelta += ((await lstat(to)).blocks - blocksBefore) * 512;
+    bytesDelta += (lstatSync(to).blocks - blocksBefore) * 512;
   }
-  bytesDelta += ((await lstat(dst)).blocks - rootBlocksBefore) * 512;
+  bytesDelta += (lstatSync(dst).blocks - rootBlocksBefore) * 512;
   return { bytesDelta };
 }
 
 /** The allocated bytes (st_blocks × 512) of layer `dir`: the directory itself and everything in it, each inode once. */
 export async function layerBytes(dir: string): Promise<number> {
-  let bytes = (await lstat(dir)).blocks * 512;
+  let bytes = lstatSync(dir).blocks * 512;
   const linked = new Set<number>();
   await walk(layerLister(dir), '', (_rel, stats) => {
     if (stats.nlink > 1 && !stats.isDirectory()) {
@@ -286,8 +286,8 @@ type Lister = (rel: string) => Promise<Map<string, Stats>>;
 function layerLister(root: string): Lister {
   return async (rel) => {
     const dir = join(root, rel);
-    const names = (await readdir(dir)).sort(compare);
-    return new Map(await Promise.all(names.map(async (name) => [name, await lstat(join(dir, name))] as const)));
+    const names = readdirSync(dir).sort(compare);
+    return new Map(names.map((name) => [name, lstatSync(join(dir, name))] as const));
   };
 }
 
@@ -311,7 +311,7 @@ async function resolve(stack: string[], rel: string): Promise<Resolved | null> {
   if (stack.length === 0) throw invalidArgument('stack', 'at least one layer directory', stack);
   // The roots always merge: the kernel ignores an opaque marker on a layer's root.
   const dirs = stack.map((layer) => ({ path: layer, layer }));
-  let found: Resolved | null = { stats: await lstat(stack[0]!), path: stack[0]!, layer: stack[0]!, dirs };
+  let found: Resolved | null = { stats: lstatSync(stack[0]!), path: stack[0]!, layer: stack[0]!, dirs };
   for (const name of components(rel)) {
     if (!found.stats.isDirectory()) return null;
     found = await step(found.dirs, name);
@@ -325,7 +325,7 @@ async function step(dirs: Array<{ path: string; layer: string }>, name: string):
   let found: Resolved | null = null;
   for (const { path: dir, layer } of dirs) {
     const path = join(dir, name);
-    const stats = await lstatOrNull(path);
+    const stats = lstatOrNull(path);
     if (stats === null) continue;
     // A whiteout, or a non-directory below a directory, stops the merge (the kernel sets `stop` for both).
     if (isWhiteout(stats) || (found !== null && !stats.isDirectory())) break;
@@ -363,13 +363,12 @@ function fileType(stats: Stats): number {
   return stats.mode & constants.S_IFMT;
 }
 
-async function lstatOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await lstat(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+/**
+ * Synchronous on purpose, as the other metadata calls of a walk: a lookup is a few lstats of a few µs each,
+ * and a round trip through libuv's thread pool per call cost ~1 ms per path in a diff. Copies stay async.
+ */
+function lstatOrNull(path: string): Stats | null {
+  return lstatSync(path, { throwIfNoEntry: false }) ?? null;
 }
 
 function viewError(code: string, message: string, rel: string): Error {
