@@ -14,6 +14,8 @@ export class Layer {
   readonly name: string;
   readonly path: string;
   refs = 0;
+  /** Allocated bytes it holds, kept up to date by whoever writes it (the top layer's count is the quota's). */
+  bytes = 0;
 
   constructor(name: string, path: string) {
     this.name = name;

@@ -9,7 +9,7 @@ import { posix } from 'node:path';
 import { ZerobootError, invalidArgument } from './errors.js';
 import type { ExitInfo } from './fork-server.js';
 import type { Layer, LayerStore } from './layer-store.js';
-import { diffViews, findConflicts, layerBytes, squash, type Change } from './layers.js';
+import { diffViews, findConflicts, squash, type Change } from './layers.js';
 import { FileOp, type RequestParts } from './native-protocol.js';
 import { native } from './native.js';
 import type { RunOptions } from './options.js';
@@ -49,6 +49,8 @@ export interface SandboxHost {
   /** Branches are closed with the instance too. */
   track(sandbox: Sandbox): void;
   forget(sandbox: Sandbox): void;
+  /** The open sandboxes of the instance. */
+  sandboxes(): Iterable<Sandbox>;
 }
 
 /** Above this many layers a stack no longer fits in an overlay's mount options: merge or close branches. */
@@ -120,9 +122,9 @@ export class Sandbox {
   #stack: Layer[];
   /** The layer this sandbox was branched at (its diff starts there), or undefined: since creation. */
   readonly #branchPoint: Layer | undefined;
-  /** Allocated bytes in the top layer: what counts against diskMb. */
-  #topBytes = 0;
   #queue: Promise<unknown> = Promise.resolve();
+  /** A run's writes that could not be kept (the host's disk failed): reported by the next call. */
+  #lostWrites: unknown;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -138,8 +140,8 @@ export class Sandbox {
   /** Runs code in a fresh sandbox over this one's filesystem; what it writes is there for the next run. */
   run(runtime: string, code: string, options: RunOptions = {}): Promise<RunResult> {
     if (typeof code !== 'string') return Promise.reject(invalidArgument('code', 'a string of source code', code));
-    return this.#serialised(async () => {
-      const result = await this.#execute(runtime, { code }, options, false);
+    return this.#serialised(async (defer) => {
+      const result = await this.#execute(runtime, { code }, options, false, defer);
       delete result.stdoutBytes;
       return result;
     });
@@ -159,7 +161,6 @@ export class Sandbox {
       const frozen = this.#stack;
       this.#stack = [parentTop, ...frozen];
       store.retain([parentTop]);
-      this.#topBytes = 0;
       const branch = new Sandbox(this.#host, [branchTop, ...frozen], frozen[0]);
       this.#host.track(branch);
       return branch;
@@ -210,12 +211,12 @@ export class Sandbox {
     const delta = await store.create();
     try {
       // Their layers, oldest first, into one: their changes since the shared base.
-      let bytes = 0;
       for (const layer of [...theirLayers].reverse()) {
-        bytes += (await squash(layer, delta.path, base, { move: false, uid: store.uid, gid: store.uid, skip: kept })).bytesDelta;
+        delta.bytes += (await squash(layer, delta.path, base, { move: false, uid: store.uid, gid: store.uid, skip: kept })).bytesDelta;
       }
-      if (this.#topBytes + bytes > this.#host.diskBytes) {
-        throw new ZerobootError('DISK_QUOTA_EXCEEDED', `Merging would put ${this.#topBytes + bytes} bytes in this sandbox's own layer, past limits.diskMb (${this.#host.diskBytes} bytes): nothing was merged. Raise limits.diskMb or remove files first.`);
+      const total = this.#stack[0]!.bytes + delta.bytes;
+      if (total > this.#host.diskBytes) {
+        throw new ZerobootError('DISK_QUOTA_EXCEEDED', `Merging would put ${total} bytes in this sandbox's own layer, past limits.diskMb (${this.#host.diskBytes} bytes): nothing was merged. Raise limits.diskMb or remove files first.`);
       }
     } catch (error) {
       await store.release([delta]).catch(() => {});
@@ -236,6 +237,9 @@ export class Sandbox {
       await this.#queue.catch(() => {});
       this.#host.forget(this);
       await this.#host.store.release(this.#stack);
+      // Layers this sandbox shared may now be held by one sandbox alone: fold them now, while the agent
+      // thinks, rather than on that sandbox's next call.
+      for (const other of this.#host.sandboxes()) other.#compactSoon();
     })();
     return this.#closing;
   }
@@ -244,12 +248,16 @@ export class Sandbox {
     await this.close();
   }
 
+  #compactSoon(): void {
+    if (!this.#closed && !this.#host.closed) this.#serialised(async () => {}).catch(() => {});
+  }
+
   /** @internal A files API operation, done inside a sandbox over this one's filesystem. */
   fileOp(op: number, path: string, files?: Record<string, string | Uint8Array>): Promise<Buffer> {
-    return this.#serialised(async () => {
+    return this.#serialised(async (defer) => {
       let result: SandboxRunResult;
       try {
-        result = await this.#execute(this.#host.fileOpTemplate(), { fileOp: { op, path }, files }, {}, true);
+        result = await this.#execute(this.#host.fileOpTemplate(), { fileOp: { op, path }, files }, {}, true, defer);
       } catch (error) {
         // Writing the file failed before the operation (read-only path, full disk): the same errors.
         if (ZerobootError.isInstance(error) && error.step === 'files' && error.errno !== undefined) throw fileOpError(error.errno, false, path);
@@ -260,24 +268,32 @@ export class Sandbox {
     });
   }
 
-  async #execute(runtime: string, parts: RequestParts, options: RunOptions, rawStdout: boolean): Promise<SandboxRunResult> {
+  /**
+   * One run over this sandbox's layers. Its writes are kept after the caller has its result: they are
+   * folded into the top layer once every process of the run is gone (pid 1's exit takes its namespace
+   * with it), which `defer` makes the next call on this sandbox wait for, so no call can tell.
+   */
+  async #execute(runtime: string, parts: RequestParts, options: RunOptions, rawStdout: boolean, defer: (work: Promise<void>) => void): Promise<SandboxRunResult> {
     const stack = this.#stack;
+    const top = stack[0]!;
     let upper: { fd: number; exit: Promise<ExitInfo> } | undefined;
     const layered: LayeredRun = { onUpper: (fd, exit) => (upper = { fd, exit }) };
-    const diskBytes = Math.max(0, this.#host.diskBytes - this.#topBytes);
+    const diskBytes = Math.max(0, this.#host.diskBytes - top.bytes);
     try {
       return await this.#host.execute(runtime, { ...parts, layers: { names: stack.map((layer) => layer.name), diskBytes } }, options, layered, rawStdout);
     } finally {
-      if (upper) {
-        // Every process of the run must be gone before its writes are read: pid 1's exit takes its
-        // namespace with it. Then they go into the top layer, run or file operation, whatever the outcome.
-        try {
-          await upper.exit.catch(() => {});
-          const { bytesDelta } = await squash(`/proc/self/fd/${upper.fd}`, stack[0]!.path, paths(stack.slice(1)), { move: false, uid: this.#host.store.uid, gid: this.#host.store.uid });
-          this.#topBytes += bytesDelta;
-        } finally {
-          native().close(upper.fd);
-        }
+      const written = upper;
+      if (written) {
+        defer(
+          (async () => {
+            try {
+              await written.exit.catch(() => {});
+              top.bytes += (await squash(`/proc/self/fd/${written.fd}`, top.path, paths(stack.slice(1)), { move: false, uid: this.#host.store.uid, gid: this.#host.store.uid })).bytesDelta;
+            } finally {
+              native().close(written.fd);
+            }
+          })(),
+        );
       }
     }
   }
@@ -296,23 +312,35 @@ export class Sandbox {
         i++;
         continue;
       }
-      await squash(upper.path, lower.path, paths(this.#stack.slice(i + 2)), { move: true, uid: store.uid, gid: store.uid });
+      lower.bytes += (await squash(upper.path, lower.path, paths(this.#stack.slice(i + 2)), { move: true, uid: store.uid, gid: store.uid })).bytesDelta;
       this.#stack = [...this.#stack.slice(0, i), ...this.#stack.slice(i + 1)];
-      // The top is now the layer below, with what it held before this sandbox last branched.
-      if (i === 0) this.#topBytes = await layerBytes(lower.path);
       await store.release([upper]);
     }
   }
 
-  /** Runs f after everything queued before it on this sandbox; compacts first when branches have let go of layers. */
-  #serialised<T>(f: () => Promise<T>): Promise<T> {
+  /**
+   * Runs f after everything queued before it on this sandbox, compacting first when branches have let go
+   * of layers. Work f defers (a run's writes being kept) holds the queue, not f's caller.
+   */
+  #serialised<T>(f: (defer: (work: Promise<void>) => void) => Promise<T>): Promise<T> {
     if (this.#closed || this.#host.closed) return Promise.reject(new ZerobootError('SANDBOX_CLOSED', 'This sandbox is closed: make a new one with zb.sandbox() or sb.branch().'));
+    const deferred: Promise<void>[] = [];
     const next = this.#queue.then(async () => {
       if (this.#closed || this.#host.closed) throw new ZerobootError('SANDBOX_CLOSED', 'This sandbox was closed while the call waited: make a new one with zb.sandbox() or sb.branch().');
+      if (this.#lostWrites !== undefined) {
+        const cause = this.#lostWrites;
+        this.#lostWrites = undefined;
+        throw new ZerobootError('SANDBOX_SETUP_FAILED', `The files an earlier run wrote could not be kept in the sandbox's layer (${(cause as Error)?.message ?? cause}): check the host's disk under /var/tmp/zeroboot.`, { cause });
+      }
       await this.#compact();
-      return f();
+      return f((work) => deferred.push(work));
     });
-    this.#queue = next.catch(() => {});
+    this.#queue = next
+      .catch(() => {})
+      .then(() => Promise.all(deferred))
+      .catch((error: unknown) => {
+        this.#lostWrites = error;
+      });
     return next;
   }
 }

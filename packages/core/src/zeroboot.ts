@@ -159,6 +159,7 @@ export class Zeroboot {
       },
       forget: (sandbox) => this.#sandboxes.delete(sandbox),
       track: (sandbox) => this.#sandboxes.add(sandbox),
+      sandboxes: () => [...this.#sandboxes],
     };
     return this.#host;
   }
