@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { Zeroboot } from '../zeroboot.js';
+import { benchLayers, formatLayerTable, type LayerBench } from './layers.js';
 import { childPids, cpuPerRun, cpuTimes, nowMs, processMemory, sleep, summarize, type CpuTimes, type ProcessMemory, type Summary } from './measure.js';
 import { bwrapArgv, bwrapCommand, environment, findPython, hasCommand, timeCommand, timeIsolatedVm, type Environment, type PeerResult } from './peers.js';
 
@@ -89,6 +90,7 @@ export interface BenchResult {
     memory: MemoryResult;
     /** The node and shell templates, pool 8: back to back and paced. */
     others: Array<{ runtime: string; code: string; warm: WarmSeries; paced: WarmSeries }>;
+    layers: LayerBench;
   };
   peers: PeerResult[];
   /** p50 of each row divided by zeroboot's warm back-to-back p50. */
@@ -253,11 +255,15 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   targets.push(target(`private memory (USS) per ready sandbox, mean of ${memory.sandboxes}`, '≤ 512 KiB', memory.ussKiB.mean, 'KiB', memory.ussKiB.mean <= 512));
   targets.push(...targetsOthers);
 
+  // 5. The layered filesystem: branch and merge at 1 MB, 50 MB and 500 MB, a stack 100 deep.
+  const layers = await benchLayers(options.quick === true, log);
+  targets.push(target('branch of a 50 MB workspace, p50', '≤ 1 ms', layers.branch50MbP50, 'ms', layers.branch50MbP50 <= 1));
+
   const result: BenchResult = {
     quick: options.quick === true,
     environment: env,
     iterations: { ...it, paceGapMs: PACE_GAP_MS },
-    zeroboot: { startMs, fillMs: fillMs!, warm, paced, cold, concurrency: concurrencies, memory, others },
+    zeroboot: { startMs, fillMs: fillMs!, warm, paced, cold, concurrency: concurrencies, memory, others, layers },
     peers,
     ratios,
     targets,
@@ -520,6 +526,8 @@ export function formatReport(r: BenchResult): string {
   out.push(`${e.date} · ${e.cpus} CPUs (${e.cpuModel}) · kernel ${e.kernel} · node ${e.node} · python ${e.python.version} (${e.python.executable}) · ${e.bwrap ?? 'no bwrap'} · cgroup ${e.cgroup} · load ${e.loadAverage.map((l) => l.toFixed(2)).join(' ')}`);
   out.push('');
   out.push(r.table);
+  out.push('');
+  out.push(formatLayerTable(r.zeroboot.layers));
   out.push('');
   out.push('All times are from TypeScript, call to result: zeroboot through `zb.run()`, peers through `spawnSync()` to exit, isolated-vm from `new Isolate()` to `dispose()` inside a child node. "vs zeroboot": p50 / the warm back-to-back p50.');
   out.push('');
