@@ -60,7 +60,27 @@ try {
   if (error instanceof ZerobootError) console.log(`\n$ bad input\n${error.code}: ${error.message}`);
 }
 
-// 6. How fast: 200 sequential runs.
+// 6. A sandbox keeps its files across runs; a branch is an O(1) copy whose changes merge back only if
+//    the step succeeded, the way an agent should try things.
+{
+  await using workspace = await zb.sandbox();
+  await workspace.files.write('data.csv', 'a,b\n1,2\n');
+  for (const [step, code] of [
+    ['append a row', 'open("data.csv", "a").write("3,4\\n")'],
+    ['a failing step', 'open("data.csv", "w").write("garbage"); raise SystemExit(1)'],
+  ] as const) {
+    const t = performance.now();
+    await using trial = await workspace.branch();
+    const r = await trial.run('python', code);
+    const changes = await trial.diff();
+    const merged = r.exitCode === 0 ? await workspace.merge(trial) : undefined;
+    console.log(`\n$ step "${step}" in a branch: exit ${r.exitCode}, changed ${JSON.stringify(changes)} -> ${merged ? `merged ${merged.applied.length}` : 'not merged'} (branch, run, diff, merge: ${ms(performance.now() - t)})`);
+  }
+  const count = await workspace.run('shell', 'wc -l < data.csv');
+  console.log(`workspace data.csv: ${JSON.stringify(await workspace.files.read('data.csv', 'utf8'))} (${count.stdout.trim()} lines, read by the shell)`);
+}
+
+// 7. How fast: 200 sequential runs.
 const times: number[] = [];
 for (let i = 0; i < 200; i++) {
   const t = performance.now();
