@@ -1,5 +1,5 @@
 // The TypeScript twin of packages/native/src/protocol.h (and the step list of error.h): change both together.
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export const MessageType = {
   HELLO: 1,

@@ -4,6 +4,7 @@
 // overlay whose writes go to the run's tmpfs; once every process of the run is gone, the SDK applies
 // those writes to the top layer (layers.ts, squash). Everything that touches the stack, runs included,
 // goes through one queue per Sandbox, so no run sees another half-done and no merge is seen half-applied.
+import { lstat, readdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 
 import { ZerobootError, invalidArgument } from './errors.js';
@@ -121,7 +122,7 @@ export class Sandbox {
   /** Top first; [0] is this sandbox's own and only it writes there; the last is the store's base. */
   #stack: Layer[];
   /** The layer this sandbox was branched at (its diff starts there), or undefined: since creation. */
-  readonly #branchPoint: Layer | undefined;
+  #branchPoint: Layer | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   /** A run's writes that could not be kept (the host's disk failed): reported by the next call. */
   #lostWrites: unknown;
@@ -157,7 +158,15 @@ export class Sandbox {
         throw new ZerobootError('INVALID_ARGUMENT', `This sandbox's filesystem is ${this.#stack.length} layers deep, the most a sandbox can mount: merge or close some branches first.`);
       }
       const store = this.#host.store;
-      const [parentTop, branchTop] = await Promise.all([store.create(), store.create()]);
+      const parentTop = await store.create();
+      let branchTop: Layer;
+      try {
+        branchTop = await store.create();
+      } catch (error) {
+        store.retain([parentTop]);
+        await store.release([parentTop]);
+        throw error;
+      }
       const frozen = this.#stack;
       this.#stack = [parentTop, ...frozen];
       store.retain([parentTop]);
@@ -209,6 +218,7 @@ export class Sandbox {
     if (applied.length === 0) return result([]);
     const store = this.#host.store;
     const delta = await store.create();
+    store.retain([delta]); // released (and removed) if the merge fails; held by the stack if it succeeds
     try {
       // Their layers, oldest first, into one: their changes since the shared base.
       for (const layer of [...theirLayers].reverse()) {
@@ -224,7 +234,6 @@ export class Sandbox {
     }
     // The one step that makes the merge visible; then fold it into the top layer, which keeps what
     // every run sees unchanged at each step of the way.
-    store.retain([delta]);
     this.#stack = [delta, ...this.#stack];
     await this.#compact();
     return result(applied);
@@ -287,8 +296,17 @@ export class Sandbox {
         defer(
           (async () => {
             try {
-              await written.exit.catch(() => {});
-              top.bytes += (await squash(`/proc/self/fd/${written.fd}`, top.path, paths(stack.slice(1)), { move: false, uid: this.#host.store.uid, gid: this.#host.store.uid })).bytesDelta;
+              // Only once the sandbox is reaped: a fork-server gone (exit rejected) may leave its processes
+              // alive for a moment, writing where the fold reads. Their writes are dropped.
+              if (!(await written.exit.then(() => true, () => false))) throw new Error('the fork-server went away before the run was reaped: its writes were dropped');
+              const upperPath = `/proc/self/fd/${written.fd}`;
+              // What the fold would write on the host, counted before it writes: a hard link or a sparse
+              // file costs the tmpfs nothing and the layer its whole size.
+              const cost = await foldCost(upperPath);
+              if (cost > Math.max(0, this.#host.diskBytes - top.bytes) + 64 * 1024) {
+                throw new ZerobootError('DISK_QUOTA_EXCEEDED', `A run left ${cost} bytes to keep (hard links and sparse files count in full), past what limits.diskMb leaves this sandbox: none of that run's writes were kept.`);
+              }
+              top.bytes += (await squash(upperPath, top.path, paths(stack.slice(1)), { move: false, uid: this.#host.store.uid, gid: this.#host.store.uid })).bytesDelta;
             } finally {
               native().close(written.fd);
             }
@@ -314,6 +332,8 @@ export class Sandbox {
       }
       lower.bytes += (await squash(upper.path, lower.path, paths(this.#stack.slice(i + 2)), { move: true, uid: store.uid, gid: store.uid })).bytesDelta;
       this.#stack = [...this.#stack.slice(0, i), ...this.#stack.slice(i + 1)];
+      // The branch point folded down: the layer below now holds exactly the view it marked.
+      if (upper === this.#branchPoint) this.#branchPoint = lower;
       await store.release([upper]);
     }
   }
@@ -330,6 +350,7 @@ export class Sandbox {
       if (this.#lostWrites !== undefined) {
         const cause = this.#lostWrites;
         this.#lostWrites = undefined;
+        if (ZerobootError.isInstance(cause)) throw cause;
         throw new ZerobootError('SANDBOX_SETUP_FAILED', `The files an earlier run wrote could not be kept in the sandbox's layer (${(cause as Error)?.message ?? cause}): check the host's disk under /var/tmp/zeroboot.`, { cause });
       }
       await this.#compact();
@@ -343,6 +364,25 @@ export class Sandbox {
       });
     return next;
   }
+}
+
+/**
+ * Bytes a fold of this upper directory would write: each name's full size (the fold copies a hard link per
+ * name and a sparse file's holes as zeros) and a block per directory. Compared with what the quota leaves
+ * plus a little slack for page rounding: the tmpfs itself held at most that much.
+ */
+async function foldCost(root: string): Promise<number> {
+  let cost = 0;
+  const visit = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      const st = await lstat(path);
+      cost += st.isFile() ? st.size : st.isDirectory() ? 4096 : 0;
+      if (st.isDirectory()) await visit(path);
+    }
+  };
+  await visit(root);
+  return cost;
 }
 
 function paths(layers: readonly Layer[]): string[] {

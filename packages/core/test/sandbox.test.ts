@@ -355,6 +355,40 @@ describe('disk quota (diskMb) of a sandbox', () => {
   });
 });
 
+describe('review findings', () => {
+  test('attack: hard links and sparse files cannot make the fold write past the quota on the host', async () => {
+    await withZeroboot({ templates: { shell: { pool: 1 } }, limits: { diskMb: 8 } }, async (z) => {
+      await using sb = await z.sandbox();
+      // 1 MB and 40 links to it: nothing on the tmpfs, 41 MB on the host if copied per name.
+      const r = await sb.run('shell', 'head -c 1000000 /dev/zero > f; for i in $(seq 1 40); do ln f l$i; done; truncate -s 7M sparse; echo ok');
+      expect(r.stdout).toBe('ok\n');
+      await failsWith(sb.files.exists('f'), 'DISK_QUOTA_EXCEEDED'); // reported by the next call: nothing was kept
+      expect(await sb.files.exists('f')).toBe(false);
+      expect(await sb.diff()).toEqual([]);
+    });
+  });
+
+  test('attack: files.read of /proc files is refused, not streamed without end', async () => {
+    await using sb = await sandbox();
+    await sh(sb, 'ln -s /proc/self/pagemap pm');
+    await failsWith(sb.files.read('pm'), 'INVALID_ARGUMENT');
+    await failsWith(sb.files.read('/proc/self/status'), 'INVALID_ARGUMENT');
+  });
+
+  test("a branch's diff survives its parent and siblings closing (its branch point folded down)", async () => {
+    const ws = await sandbox();
+    await ws.files.write('before', '1');
+    const b1 = await ws.branch();
+    const b2 = await ws.branch();
+    await ws.close();
+    await b1.close();
+    await b2.files.write('mine', '2');
+    expect(await b2.diff()).toEqual([{ path: 'mine', kind: 'added' }]);
+    expect(await b2.files.read('before', 'utf8')).toBe('1');
+    await b2.close();
+  });
+});
+
 describe('isolation of the layer store', () => {
   test('the layer store is out of reach: covered, empty and read-only where the fork-server binds it', async () => {
     await using sb = await sandbox();

@@ -1,4 +1,4 @@
-/* The fork-server's wire protocol, version 1. core/src/native-protocol.ts is the TypeScript twin of this
+/* The fork-server's wire protocol, version 2. core/src/native-protocol.ts is the TypeScript twin of this
  * file; change both together and bump ZB_PROTOCOL_VERSION when a layout changes.
  *
  * Two channels, both AF_UNIX SOCK_SEQPACKET so that every message keeps its boundaries and can carry fds:
@@ -29,7 +29,7 @@
 
 #include <stdint.h>
 
-#define ZB_PROTOCOL_VERSION 1u
+#define ZB_PROTOCOL_VERSION 2u /* 2: layers, file operations, the upper directory's fd on RUN_STARTED */
 
 enum zb_message_type {
   ZB_MSG_HELLO = 1,

@@ -19,6 +19,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -336,32 +338,36 @@ static char type_letter(mode_t mode) {
   return S_ISREG(mode) ? 'f' : S_ISDIR(mode) ? 'd' : S_ISLNK(mode) ? 'l' : 'o';
 }
 
+/* A regular file's bytes, at most its size: not /proc or /sys, whose "regular" files can be endless or
+ * huge (/proc/self/pagemap), and whose content is the sandbox's own anyway. */
 static int copy_to_stdout(const char *path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0)
     return errno;
   struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-    int e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
-    close(fd);
-    return e;
-  }
+  struct statfs fs;
+  int e = 0;
+  if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0)
+    e = errno;
+  else if (S_ISDIR(st.st_mode))
+    e = EISDIR;
+  else if (!S_ISREG(st.st_mode) || fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC)
+    e = EINVAL;
   static char buffer[1 << 16];
-  for (;;) {
-    ssize_t n = read(fd, buffer, sizeof buffer);
+  for (off_t left = st.st_size; e == 0 && left > 0;) {
+    ssize_t n = read(fd, buffer, left < (off_t)sizeof buffer ? (size_t)left : sizeof buffer);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
-      int e = n < 0 ? errno : 0;
-      close(fd);
-      return e;
+      e = n < 0 ? errno : 0;
+      break;
     }
-    if (zb_write_all(1, buffer, (size_t)n) < 0) {
-      int e = errno;
-      close(fd);
-      return e;
-    }
+    if (zb_write_all(1, buffer, (size_t)n) < 0)
+      e = errno;
+    left -= n;
   }
+  close(fd);
+  return e;
 }
 
 static int list_to_stdout(const char *path) {
