@@ -184,26 +184,28 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
   let failure: ZerobootError | undefined;
   let runtimeSignal = 0;
   let started = false; // after RUN_STARTED user code runs and can write to the socket: no more RUN_FAILED
-  const reported = new Promise<ExitInfo>((resolve) => {
-    const onMessage = (received: ReceivedMessage | false) => {
-      if (received === false) return;
-      const message = decodeMessage(received.data);
-      let fds = received.fds;
-      if (message?.type === MessageType.RUN_STARTED && !started && layered && fds.length > 0) {
-        layered.onUpper(fds[0]!, sandbox.exit);
-        fds = fds.slice(1);
-      }
-      for (const fd of fds) native().close(fd);
-      if (message?.type === MessageType.RUN_STARTED) started = true;
-      else if (message?.type === MessageType.RUN_EXITED) {
-        // b: the signal that killed the runtime's child running the code (the shell's script)
-        if (message.b > 0 && message.b < 128) runtimeSignal = message.b;
-        resolve({ status: (message.a & 0xff) << 8, oomKilled: false });
-      }
-      else if (message?.type === MessageType.RUN_FAILED && !started) failure ??= runFailure(message);
-    };
-    watchers.push(new (native().Watcher)(sandbox.requestFd, onMessage, WATCH_CHANNEL));
-  });
+  let upperSeen = false;
+  let resolveReported!: (exit: ExitInfo) => void;
+  const reported = new Promise<ExitInfo>((resolve) => (resolveReported = resolve));
+  const onMessage = (received: ReceivedMessage | false) => {
+    if (received === false) return;
+    const message = decodeMessage(received.data);
+    let fds = received.fds;
+    if (message?.type === MessageType.RUN_STARTED && !started && layered && fds.length > 0) {
+      upperSeen = true;
+      layered.onUpper(fds[0]!, sandbox.exit);
+      fds = fds.slice(1);
+    }
+    for (const fd of fds) native().close(fd);
+    if (message?.type === MessageType.RUN_STARTED) started = true;
+    else if (message?.type === MessageType.RUN_EXITED) {
+      // b: the signal that killed the runtime's child running the code (the shell's script)
+      if (message.b > 0 && message.b < 128) runtimeSignal = message.b;
+      resolveReported({ status: (message.a & 0xff) << 8, oomKilled: false });
+    }
+    else if (message?.type === MessageType.RUN_FAILED && !started) failure ??= runFailure(message);
+  };
+  watchers.push(new (native().Watcher)(sandbox.requestFd, onMessage, WATCH_CHANNEL));
   try {
     try {
       sendRequest(sandbox, request);
@@ -213,6 +215,11 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
     }
     // pid 1's exit takes the whole pid namespace down, so every writer of the pipes is gone with it.
     let [exit] = await Promise.all([Promise.race([reported, sandbox.exit]), outputs]);
+    if (layered && !upperSeen) {
+      // The fork-server's EXIT can be handled before the sandbox's own messages (two sockets, no order
+      // between them): read what is still queued, or a Sandbox's writes would go unseen.
+      for (let late = native().receive(sandbox.requestFd); late; late = native().receive(sandbox.requestFd)) onMessage(late);
+    }
     if (runtimeSignal !== 0) {
       // Killed by a signal: by the memory limit's OOM killer if it was SIGKILL and the fork-server saw an
       // OOM kill in the sandbox's cgroup (its EXIT follows at once: the runtime exits right after).
