@@ -106,28 +106,10 @@ int zb_sandbox_setup(zb_error *err) {
 
 static uint8_t *request_buffer;
 static uint32_t request_size;
-static int request_fds[4]; /* the memfd of a large request */
-static int request_fd_count;
-
-static void take_fds(struct msghdr *msg) {
-  for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(msg); cmsg != NULL; cmsg = CMSG_NXTHDR(msg, cmsg)) {
-    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
-      continue;
-    int count = (int)((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-    for (int i = 0; i < count; i++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(cmsg) + sizeof(int) * (size_t)i, sizeof fd);
-      if (request_fd_count < (int)(sizeof request_fds / sizeof request_fds[0]))
-        request_fds[request_fd_count++] = fd;
-      else
-        close(fd);
-    }
-  }
-}
 
 static int receive(zb_error *err) {
   static uint8_t inline_buffer[ZB_REQUEST_INLINE_MAX];
-  char control[CMSG_SPACE(sizeof(int) * 4)];
+  char control[CMSG_SPACE(sizeof(int))];
   struct iovec iov = {.iov_base = inline_buffer, .iov_len = sizeof inline_buffer};
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
   ssize_t n;
@@ -138,9 +120,6 @@ static int receive(zb_error *err) {
     _exit(0); /* the SDK let this parked sandbox go */
   if (n < 0)
     return zb_fail(err, ZB_STEP_REQUEST, errno, "receive the request");
-  take_fds(&msg);
-  if (msg.msg_flags & MSG_CTRUNC)
-    return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request with more fds than it may carry");
   if ((size_t)n < sizeof(zb_request_header))
     return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request shorter than its header");
   zb_request_header header;
@@ -154,9 +133,11 @@ static int receive(zb_error *err) {
     request_size = (uint32_t)n;
     return 0;
   }
-  if (request_fd_count < 1)
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  if (cmsg == NULL || cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len != CMSG_LEN(sizeof(int)))
     return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "large request without its memfd");
-  int memfd = request_fds[0];
+  int memfd;
+  memcpy(&memfd, CMSG_DATA(cmsg), sizeof memfd);
   struct stat st;
   if (fstat(memfd, &st) < 0 || st.st_size != (off_t)header.total_size || st.st_size < (off_t)sizeof header)
     return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request memfd size mismatch");
@@ -370,15 +351,24 @@ static int copy_to_stdout(const char *path) {
   return e;
 }
 
-static int list_to_stdout(const char *path) {
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+/* A directory stream on parent/name (flags: O_NOFOLLOW or 0); NULL with errno set. */
+static DIR *open_dir(int parent, const char *name, int flags) {
+  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags);
   if (fd < 0)
-    return errno;
+    return NULL;
   DIR *dir = fdopendir(fd);
   if (dir == NULL) {
+    int saved = errno;
     close(fd);
-    return errno;
+    errno = saved;
   }
+  return dir;
+}
+
+static int list_to_stdout(const char *path) {
+  DIR *dir = open_dir(AT_FDCWD, path, 0);
+  if (dir == NULL)
+    return errno;
   struct dirent *entry;
   char line[NAME_MAX + 64];
   while ((entry = readdir(dir)) != NULL) {
@@ -389,8 +379,9 @@ static int list_to_stdout(const char *path) {
       continue; /* gone meanwhile */
     int n = snprintf(line, sizeof line, "%c %lld %s", type_letter(st.st_mode), (long long)st.st_size, entry->d_name);
     if (zb_write_all(1, line, (size_t)n + 1) < 0) { /* with its NUL */
+      int saved = errno;
       closedir(dir);
-      return errno;
+      return saved;
     }
   }
   closedir(dir);
@@ -403,14 +394,9 @@ static int remove_at(int parent, const char *name) {
     return 0;
   if (errno != EISDIR && errno != EPERM)
     return errno;
-  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
+  DIR *dir = open_dir(parent, name, O_NOFOLLOW);
+  if (dir == NULL)
     return errno;
-  DIR *dir = fdopendir(fd);
-  if (dir == NULL) {
-    close(fd);
-    return errno;
-  }
   struct dirent *entry;
   int rc = 0;
   while (rc == 0 && (entry = readdir(dir)) != NULL)
