@@ -23,12 +23,6 @@ export class Layer {
   }
 }
 
-/**
- * The directories that persist in a Sandbox, at the root of every layer: the rest of the sandbox's root is
- * the read-only system, and /dev/shm stays per run.
- */
-export const LAYERED_DIRS = ['workspace', 'tmp'] as const;
-
 export class LayerStore {
   readonly root: string;
   readonly uid: number;
@@ -43,7 +37,8 @@ export class LayerStore {
     // server binds it), and nothing else of the host's is below it.
     mkdirSync(root, { mode: 0o700 });
     chownSync(root, uid, uid);
-    // The base: the empty directories every stack starts from, as the sandbox user owns them.
+    // The base: the empty directories every stack starts from, as the sandbox user owns them. They are
+    // what persists in a Sandbox: the rest of its root is the read-only system; /dev/shm stays per run.
     const base = join(root, 'base');
     mkdirSync(base, { mode: 0o755 });
     mkdirSync(join(base, 'workspace'), { mode: 0o755 });

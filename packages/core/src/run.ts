@@ -130,10 +130,14 @@ export interface LayeredRun {
 /** What runInSandbox returns: the RunResult, plus stdout's bytes when asked for. */
 export type SandboxRunResult = RunResult & { stdoutBytes?: Buffer };
 
+/** ENOSPC (tmpfs full), EDQUOT, EFBIG (RLIMIT_FSIZE = diskMb): the sandbox's disk limit. */
+export function isDiskFull(errno: number): boolean {
+  return errno === constants.errno.ENOSPC || errno === constants.errno.EDQUOT || errno === constants.errno.EFBIG;
+}
+
 function runFailure(message: Message): ZerobootError {
   const step = stepName(message.a);
-  // ENOSPC (tmpfs full), EDQUOT, EFBIG (RLIMIT_FSIZE = diskMb)
-  const full = message.b === 28 || message.b === 122 || message.b === 27;
+  const full = isDiskFull(message.b);
   return new ZerobootError(
     full ? 'DISK_QUOTA_EXCEEDED' : 'SANDBOX_SETUP_FAILED',
     full
@@ -215,11 +219,13 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
     }
     // pid 1's exit takes the whole pid namespace down, so every writer of the pipes is gone with it.
     let [exit] = await Promise.all([Promise.race([reported, sandbox.exit]), outputs]);
-    if (layered && !upperSeen) {
-      // The fork-server's EXIT can be handled before the sandbox's own messages (two sockets, no order
-      // between them): read what is still queued, or a Sandbox's writes would go unseen.
+    // The fork-server's EXIT can be handled before the sandbox's own messages (two sockets, no order
+    // between them): what is still queued then says why the run could not start, or where a Sandbox's
+    // writes are.
+    const readQueued = () => {
       for (let late = native().receive(sandbox.requestFd); late; late = native().receive(sandbox.requestFd)) onMessage(late);
-    }
+    };
+    if (layered && !upperSeen) readQueued();
     if (runtimeSignal !== 0) {
       // Killed by a signal: by the memory limit's OOM killer if it was SIGKILL and the fork-server saw an
       // OOM kill in the sandbox's cgroup (its EXIT follows at once: the runtime exits right after).
@@ -229,14 +235,7 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
     const durationMs = performance.now() - acquiredAt;
     if (aborted) throw new ZerobootError('ABORTED', 'The run was aborted through its AbortSignal; its processes were killed.', { cause: settings.signal?.reason });
     const status = toResult(exit, timedOut);
-    if (status.exitCode === 127 && !timedOut && !started) {
-      const late = native().receive(sandbox.requestFd);
-      if (late) {
-        for (const fd of late.fds) native().close(fd);
-        const message = decodeMessage(late.data);
-        if (message?.type === MessageType.RUN_FAILED) failure ??= runFailure(message);
-      }
-    }
+    if (status.exitCode === 127 && !timedOut && !started) readQueued();
     if (failure) throw failure;
     const callbackError = stdout.callbackError ?? stderr.callbackError;
     const result: SandboxRunResult = {

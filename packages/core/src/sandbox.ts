@@ -5,6 +5,7 @@
 // those writes to the top layer (layers.ts, squash). Everything that touches the stack, runs included,
 // goes through one queue per Sandbox, so no run sees another half-done and no merge is seen half-applied.
 import { lstat, readdir } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { posix } from 'node:path';
 
 import { ZerobootError, invalidArgument } from './errors.js';
@@ -14,7 +15,7 @@ import { diffViews, findConflicts, squash, type Change } from './layers.js';
 import { FileOp, type RequestParts } from './native-protocol.js';
 import { native } from './native.js';
 import type { RunOptions } from './options.js';
-import type { LayeredRun, RunResult, SandboxRunResult } from './run.js';
+import { isDiskFull, type LayeredRun, type RunResult, type SandboxRunResult } from './run.js';
 
 export type { Change } from './layers.js';
 
@@ -421,20 +422,19 @@ function displayChange(change: Change): Change {
   return { path: displayPath(`/${change.path}`), kind: change.kind };
 }
 
-const ERRNO = { ENOENT: 2, EACCES: 13, EEXIST: 17, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, EFBIG: 27, ENOSPC: 28, EROFS: 30, ENAMETOOLONG: 36, ENOTEMPTY: 39, ELOOP: 40, EDQUOT: 122, EPERM: 1 } as const;
+const ERRNO = constants.errno;
 
 function fileOpError(errno: number, timedOut: boolean, path: string): ZerobootError {
   const where = JSON.stringify(displayPath(path));
+  if (isDiskFull(errno)) {
+    return new ZerobootError('DISK_QUOTA_EXCEEDED', `The sandbox's disk (limits.diskMb) is full: ${where} was not written. Remove files or raise limits.diskMb.`, { errno });
+  }
   switch (errno) {
     case ERRNO.ENOENT:
     case ERRNO.ENOTDIR:
       return new ZerobootError('FILE_NOT_FOUND', `No such file or directory in the sandbox: ${where}.`, { errno });
     case ERRNO.ELOOP:
       return new ZerobootError('PATH_OUTSIDE_SANDBOX', `${where} does not resolve inside the sandbox (a symlink loop).`, { errno });
-    case ERRNO.ENOSPC:
-    case ERRNO.EDQUOT:
-    case ERRNO.EFBIG:
-      return new ZerobootError('DISK_QUOTA_EXCEEDED', `The sandbox's disk (limits.diskMb) is full: ${where} was not written. Remove files or raise limits.diskMb.`, { errno });
     case ERRNO.EISDIR:
       return new ZerobootError('INVALID_ARGUMENT', `${where} is a directory: read a file, or list the directory.`, { errno });
     case ERRNO.EROFS:
