@@ -58,7 +58,7 @@ export function isOpaque(path: string): boolean {
  * @returns the lstat of the winning entry, or null when the view has nothing at `rel`.
  */
 export async function lookup(stack: string[], rel: string): Promise<Stats | null> {
-  return (await resolve(stack, rel))?.stats ?? null;
+  return resolve(stack, rel)?.stats ?? null;
 }
 
 /**
@@ -68,7 +68,10 @@ export async function lookup(stack: string[], rel: string): Promise<Stats | null
  * @throws an error with code `ENOENT` when the view has nothing at `rel`, `ENOTDIR` when it is not a directory.
  */
 export async function readMergedDir(stack: string[], rel: string): Promise<Map<string, { stats: Stats; layer: string }>> {
-  const dir = await resolve(stack, rel);
+  return mergedDir(resolve(stack, rel), rel);
+}
+
+function mergedDir(dir: Resolved | null, rel: string): Map<string, { stats: Stats; layer: string }> {
   if (dir === null) throw viewError('ENOENT', 'no such file or directory', rel);
   if (!dir.stats.isDirectory()) throw viewError('ENOTDIR', 'not a directory', rel);
   const merged = new Map<string, { stats: Stats; layer: string }>();
@@ -97,6 +100,12 @@ export interface SquashOptions {
   gid: number;
   /** Called with each path of `src` before it is applied; true leaves that path (and its subtree) out. Default: none. */
   skip?: (rel: string) => boolean;
+  /**
+   * The most bytes `dst` may grow by: squash stops with an error of code `EDQUOT` before a file would take it past
+   * (checked with the file's size before it is copied, so a sparse file or a hard link never gets written in full
+   * first), leaving `dst` half-done; give it a fresh `dst` to throw away then. Default: no limit.
+   */
+  budget?: number;
 }
 
 /**
@@ -122,10 +131,20 @@ export async function squash(src: string, dst: string, below: string[], options:
   const dirs: Array<{ rel: string; stats: Stats; blocksBefore: number }> = [];
   const rootBlocksBefore = lstatSync(dst).blocks;
 
-  // What `below` shows at rel through dst's directories above it, ignoring dst's own entry at rel.
-  const shownBelow = async (rel: string): Promise<Stats | null> => {
-    const parent = await resolve([dst, ...below], parentOf(rel));
-    return parent && parent.stats.isDirectory() ? ((await step(parent.dirs.filter((dir) => dir.layer !== dst), baseName(rel)))?.stats ?? null) : null;
+  // What `below` shows at rel through dst's directories above it, ignoring dst's own entry at rel. A directory's
+  // place in the view [dst, ...below] is final once the walk has handled it, before its children: what it resolves
+  // to is remembered then, so each lookup is one step, whatever the depth.
+  const resolveDst = resolver([dst, ...below]);
+  const shownBelow = (rel: string): Stats | null => {
+    const parent = resolveDst(parentOf(rel));
+    return parent && parent.stats.isDirectory() ? (step(parent.dirs.filter((dir) => dir.layer !== dst), baseName(rel))?.stats ?? null) : null;
+  };
+
+  const budget = options.budget ?? Infinity;
+  const spend = (bytes: number, rel: string): void => {
+    if (bytesDelta + bytes > budget) {
+      throw Object.assign(new Error(`EDQUOT: squashing '${rel}' would take the layer past its budget of ${budget} bytes`), { code: 'EDQUOT', path: rel });
+    }
   };
 
   await walk(layerLister(src), '', async (rel, stats) => {
@@ -143,12 +162,15 @@ export async function squash(src: string, dst: string, below: string[], options:
       // dst gets a new directory: it replaces dst's entry (src's is opaque, or dst has a non-directory there, which
       // stopped the merge), or there was nothing.
       const replacing = srcOpaque || existing !== null;
-      const under = await shownBelow(rel);
+      const under = shownBelow(rel);
       if (existing !== null) {
         if (!srcOpaque && under?.isDirectory()) native().setXattr(from, OPAQUE_XATTR, OPAQUE_VALUE);
         bytesDelta -= await removeEntry(to, existing);
       }
+      // Owned by the sandbox user at once: half a squash must leave nothing a sandbox cannot read (a layer's
+      // directories are read with the sandbox user's rights). The mode is set once the directory is full.
       await mkdir(to, { mode: 0o700 });
+      await lchown(to, options.uid, options.gid);
       // A non-opaque directory above a non-directory already hides it (the kernel stops merging there); the marker
       // makes that explicit.
       if (under !== null && (replacing || !under.isDirectory())) native().setXattr(to, OPAQUE_XATTR, OPAQUE_VALUE);
@@ -157,6 +179,7 @@ export async function squash(src: string, dst: string, below: string[], options:
     }
 
     if (existing !== null) bytesDelta -= await removeEntry(to, existing);
+    if (stats.isFile() && !(options.move && stats.nlink === 1)) spend(stats.size, rel);
     if (stats.isFile()) {
       if (options.move && stats.nlink === 1) await link(from, to);
       // EXCL: never write through whatever might be at `to`. copyFile carries the source's mode for a moment, but
@@ -167,11 +190,13 @@ export async function squash(src: string, dst: string, below: string[], options:
     } else {
       // A whiteout, or an entry that is never carried (fifo, socket, device): the name is absent afterwards.
       // Inside a new opaque directory nothing shows from below, so whiteouts there are dropped.
-      if ((await shownBelow(rel)) === null) return false;
+      if (shownBelow(rel) === null) return false;
       native().mknodWhiteout(to);
     }
     await setMetadata(to, stats, options);
-    bytesDelta += lstatSync(to).blocks * 512;
+    const blocks = lstatSync(to).blocks * 512;
+    spend(blocks, rel);
+    bytesDelta += blocks;
     return false;
   });
 
@@ -183,6 +208,23 @@ export async function squash(src: string, dst: string, below: string[], options:
   }
   bytesDelta += (lstatSync(dst).blocks - rootBlocksBefore) * 512;
   return { bytesDelta };
+}
+
+/**
+ * The allocated bytes of `dst` that squashing `src` onto it would remove: what `src`'s whiteouts, non-directories and
+ * opaque or replacing directories hide of `dst` (whole subtrees for directories). What `dst` would then hold is its
+ * bytes, minus these, plus what squash adds (give squash a budget to bound that).
+ */
+export async function hiddenBytes(src: string, dst: string): Promise<number> {
+  let bytes = 0;
+  await walk(layerLister(src), '', async (rel, stats) => {
+    const existing = lstatOrNull(join(dst, rel));
+    if (existing === null) return false;
+    if (stats.isDirectory() && existing.isDirectory() && !isOpaque(join(src, rel))) return true;
+    bytes += existing.isDirectory() ? await layerBytes(join(dst, rel)) : existing.blocks * 512;
+    return false;
+  });
+  return bytes;
 }
 
 /** The allocated bytes (st_blocks × 512) of layer `dir`: the directory itself and everything in it, each inode once. */
@@ -205,17 +247,20 @@ export async function layerBytes(dir: string): Promise<number> {
  * `changed` layers (and `before`'s view only below what they delete or replace). Every path a changed layer mentions
  * is looked up in both views: absent → present is `added`, present → absent `deleted`; present in both is `modified`
  * when its type changed, or when it is a non-directory whose winning entry is in a changed layer. A directory in both
- * views is never modified (parents get copied up all the time). A deleted directory reports itself and everything
- * that was under it, an added one itself and everything under it.
+ * views is modified only when it was replaced (it no longer merges with the directory before it: `rm -r d; mkdir d`
+ * makes an opaque directory), never because it was copied up, which parents are all the time. A deleted directory
+ * reports itself and everything that was under it, an added or replaced one itself and everything under it.
  *
  * @returns the changes, sorted by path.
  */
 export async function diffViews(changed: string[], before: string[]): Promise<Change[]> {
   const after = [...changed, ...before];
+  const resolveBefore = resolver(before);
+  const resolveAfter = resolver(after);
   const paths = new Set<string>();
   const addOldSubtree = async (rel: string): Promise<void> => {
-    if (!(await lookup(before, rel))?.isDirectory()) return;
-    await walk(viewLister(before), rel, (child) => {
+    if (!resolveBefore(rel)?.stats.isDirectory()) return;
+    await walk(viewLister(resolveBefore), rel, (child) => {
       paths.add(child);
       return true;
     });
@@ -230,14 +275,18 @@ export async function diffViews(changed: string[], before: string[]): Promise<Ch
   }
 
   const changes: Change[] = [];
+  const beforeLayers = new Set(before);
   for (const path of [...paths].sort(compare)) {
-    const old = await resolve(before, path);
-    const now = await resolve(after, path);
+    const old = resolveBefore(path);
+    const now = resolveAfter(path);
     if (old === null && now !== null) changes.push({ path, kind: 'added' });
     else if (old !== null && now === null) changes.push({ path, kind: 'deleted' });
     else if (old !== null && now !== null) {
       const typeChanged = fileType(old.stats) !== fileType(now.stats);
-      if (typeChanged || (!now.stats.isDirectory() && changed.includes(now.layer))) changes.push({ path, kind: 'modified' });
+      // A directory that no longer merges with the one before it (an opaque directory, or one above a deleted or
+      // replaced entry) was replaced: what it holds now is all new.
+      const replaced = now.stats.isDirectory() && !now.dirs.some((dir) => beforeLayers.has(dir.layer));
+      if (typeChanged || replaced || (!now.stats.isDirectory() && changed.includes(now.layer))) changes.push({ path, kind: 'modified' });
     }
   }
   return changes;
@@ -252,25 +301,33 @@ export interface Side {
 /**
  * The paths where two sides changed from the same base disagree: a path both changed whose results differ (type;
  * regular files by mode and content; symlinks by target; other non-directories by mode; two directories never
- * conflict, nor two deletions), or a directory one side deleted or replaced by a non-directory while the other side
- * added or modified something under it (the directory is reported; deletions under a deleted directory agree).
+ * conflict, nor two deletions), or a directory one side deleted or replaced (by a non-directory, or by a new
+ * directory) while the other side added or modified something under it (the directory is reported; deletions under
+ * a deleted directory agree).
  *
  * @returns the conflicting paths, sorted, each once.
  */
 export async function findConflicts(a: Side, b: Side): Promise<string[]> {
   const conflicts = new Set<string>();
-  const changedIn = (side: Side): Set<string> => new Set(side.changes.map((change) => change.path));
+  const changedIn = (side: Side): Map<string, Change['kind']> => new Map(side.changes.map((change) => [change.path, change.kind]));
   const pathsA = changedIn(a);
   const pathsB = changedIn(b);
-  for (const path of pathsA) {
-    if (pathsB.has(path) && !(await sameEntry(a.view, b.view, path))) conflicts.add(path);
+  const resolveA = resolver(a.view);
+  const resolveB = resolver(b.view);
+  for (const path of pathsA.keys()) {
+    if (pathsB.has(path) && !(await sameEntry(resolveA(path), resolveB(path)))) conflicts.add(path);
   }
-  for (const [side, other, otherPaths] of [[a, b, pathsB], [b, a, pathsA]] as const) {
+  for (const [side, otherPaths, resolveOther] of [[a, pathsB, resolveB], [b, pathsA, resolveA]] as const) {
     for (const { path, kind } of side.changes) {
       if (kind === 'deleted') continue;
       for (let end = path.indexOf('/'); end !== -1; end = path.indexOf('/', end + 1)) {
         const ancestor = path.slice(0, end);
-        if (otherPaths.has(ancestor) && !(await lookup(other.view, ancestor))?.isDirectory()) conflicts.add(ancestor);
+        // The other side deleted the directory, made it a non-directory, or replaced it (a directory is only ever
+        // `modified` when replaced): its version would drop this side's change.
+        const otherKind = otherPaths.get(ancestor);
+        if (otherKind === 'deleted' || otherKind === 'modified' || (otherKind === 'added' && !resolveOther(ancestor)?.stats.isDirectory())) {
+          conflicts.add(ancestor);
+        }
       }
     }
   }
@@ -292,8 +349,8 @@ function layerLister(root: string): Lister {
 }
 
 /** A view's merged entries. */
-function viewLister(stack: string[]): Lister {
-  return async (rel) => new Map([...(await readMergedDir(stack, rel))].map(([name, { stats }]) => [name, stats]));
+function viewLister(resolveView: Resolver): Lister {
+  return async (rel) => new Map([...mergedDir(resolveView(rel), rel)].map(([name, { stats }]) => [name, stats]));
 }
 
 /**
@@ -307,21 +364,46 @@ async function walk(list: Lister, rel: string, visit: (rel: string, stats: Stats
   }
 }
 
-async function resolve(stack: string[], rel: string): Promise<Resolved | null> {
-  if (stack.length === 0) throw invalidArgument('stack', 'at least one layer directory', stack);
-  // The roots always merge: the kernel ignores an opaque marker on a layer's root.
-  const dirs = stack.map((layer) => ({ path: layer, layer }));
-  let found: Resolved | null = { stats: lstatSync(stack[0]!), path: stack[0]!, layer: stack[0]!, dirs };
+function resolve(stack: string[], rel: string): Resolved | null {
+  let found: Resolved | null = resolveRoot(stack);
   for (const name of components(rel)) {
     if (!found.stats.isDirectory()) return null;
-    found = await step(found.dirs, name);
+    found = step(found.dirs, name);
     if (found === null) return null;
   }
   return found;
 }
 
+function resolveRoot(stack: string[]): Resolved {
+  if (stack.length === 0) throw invalidArgument('stack', 'at least one layer directory', stack);
+  // The roots always merge: the kernel ignores an opaque marker on a layer's root.
+  return { stats: lstatSync(stack[0]!), path: stack[0]!, layer: stack[0]!, dirs: stack.map((layer) => ({ path: layer, layer })) };
+}
+
+/** Resolves paths (from a walk: no `.`, `..` or empty names) of one view, each path once. */
+type Resolver = (rel: string) => Resolved | null;
+
+/**
+ * A {@link resolve} for many paths of one view that remembers what each path resolved to, so a path costs one
+ * {@link step} from its parent's entry, not one per component: walks of deep trees stay linear in their depth. The
+ * view must not change meanwhile, except below paths not yet resolved.
+ */
+function resolver(stack: string[]): Resolver {
+  const known = new Map<string, Resolved | null>();
+  const get = (rel: string): Resolved | null => {
+    let found = known.get(rel);
+    if (found === undefined) {
+      const parent = rel === '' ? undefined : get(parentOf(rel));
+      found = parent === undefined ? resolveRoot(stack) : parent?.stats.isDirectory() ? step(parent.dirs, baseName(rel)) : null;
+      known.set(rel, found);
+    }
+    return found;
+  };
+  return get;
+}
+
 /** One component of a lookup: `name` in the directories `dirs` (top first) that merge into one directory. */
-async function step(dirs: Array<{ path: string; layer: string }>, name: string): Promise<Resolved | null> {
+function step(dirs: Array<{ path: string; layer: string }>, name: string): Resolved | null {
   let found: Resolved | null = null;
   for (const { path: dir, layer } of dirs) {
     const path = join(dir, name);
@@ -399,10 +481,8 @@ async function removeEntry(path: string, stats: Stats): Promise<number> {
   return bytes;
 }
 
-/** Whether two views have the same entry at `path`, in the sense of {@link findConflicts}. */
-async function sameEntry(viewA: string[], viewB: string[], path: string): Promise<boolean> {
-  const a = await resolve(viewA, path);
-  const b = await resolve(viewB, path);
+/** Whether two views' entries at one path are the same, in the sense of {@link findConflicts}. */
+async function sameEntry(a: Resolved | null, b: Resolved | null): Promise<boolean> {
   if (a === null || b === null) return a === b;
   if (fileType(a.stats) !== fileType(b.stats)) return false;
   if (a.stats.isDirectory()) return true;

@@ -26,7 +26,7 @@ import { isDeepStrictEqual } from 'node:util';
 
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 
-import { diffViews, findConflicts, isOpaque, isWhiteout, layerBytes, lookup, readMergedDir, squash, type Change } from '../src/layers.js';
+import { diffViews, findConflicts, hiddenBytes, isOpaque, isWhiteout, layerBytes, lookup, readMergedDir, squash, type Change } from '../src/layers.js';
 import { native } from '../src/native.js';
 
 const UID = 1234;
@@ -233,17 +233,34 @@ function lstatOrNull(path: string): Stats | null {
   }
 }
 
-/** The changes between two kernel views, by the rules diffViews follows (every non-directory's mtime is unique). */
-function expectedChanges(before: View, after: View): Change[] {
+/**
+ * The changes between two kernel views, by the rules diffViews follows (every non-directory's mtime is unique).
+ * `replaced`: the directories of both views that no longer merge with the one before (see {@link replacedDirs}).
+ */
+function expectedChanges(before: View, after: View, replaced: Set<string>): Change[] {
   const paths = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort(compare);
   return paths.flatMap((path): Change[] => {
     const old = before[path];
     const now = after[path];
     if (!old) return [{ path, kind: 'added' }];
     if (!now) return [{ path, kind: 'deleted' }];
-    if (old.type !== now.type || (now.type !== 'dir' && !isDeepStrictEqual(old, now))) return [{ path, kind: 'modified' }];
+    if (old.type !== now.type || (now.type !== 'dir' && !isDeepStrictEqual(old, now)) || replaced.has(path)) return [{ path, kind: 'modified' }];
     return [];
   });
+}
+
+/**
+ * Which directories of the view `[...changed, ...before]` that `before` also has no longer merge with `before`'s, as
+ * the kernel decides it: a layer slipped in just above `before` puts a marker file into each of `before`'s
+ * directories (a plain directory there merges with `before`'s and changes nothing else); a directory of the whole
+ * view that does not show its marker has stopped merging above it.
+ */
+async function replacedDirs(changed: string[], before: string[], beforeView: View): Promise<Set<string>> {
+  const MARKER = 'zb-test-marker';
+  const dirs = Object.keys(beforeView).filter((path) => beforeView[path]!.type === 'dir');
+  const markers = build(Object.fromEntries([MARKER, ...dirs.map((path) => `${path}/${MARKER}`)].map((path) => [path, 'm'])));
+  const view = await kernelView([...changed, markers, ...before]);
+  return new Set(dirs.filter((path) => view[path]?.type === 'dir' && !view[`${path}/${MARKER}`]));
 }
 
 // ---- the checks every scenario goes through ----
@@ -266,7 +283,20 @@ async function checkSquash(layers: LayerSpec[], move: boolean): Promise<{ src: s
   const [src, dst, ...below] = buildAll(layers) as [string, string, ...string[]];
   const expected = carried(await kernelView([src, dst, ...below]));
   const bytesBefore = await layerBytes(dst);
+  const hidden = await hiddenBytes(src, dst);
+  const entriesBefore = layerPaths(dst).map((rel) => ({ rel, stats: lstatSync(join(dst, rel), { bigint: true }) }));
   const { bytesDelta } = await squash(src, dst, below, { move, uid: UID, gid: GID });
+  // hiddenBytes foretold what squash removed from dst: the entries no longer there as the same inode.
+  const removed = entriesBefore.filter(({ rel, stats }) => {
+    let now;
+    try {
+      now = lstatSync(join(dst, rel), { bigint: true });
+    } catch {
+      return true; // gone, or a parent is no longer a directory
+    }
+    return now.ino !== stats.ino || now.birthtimeNs !== stats.birthtimeNs; // inode numbers get reused
+  });
+  expect(hidden, removed.map(({ rel }) => rel).join()).toBe(removed.reduce((sum, { stats }) => sum + Number(stats.blocks) * 512, 0));
   const after = await kernelView([dst, ...below]);
   expect(after).toEqual(expected);
   expect(await engineView([dst, ...below])).toEqual(after);
@@ -285,7 +315,8 @@ async function checkDiff(layers: LayerSpec[]): Promise<void> {
   const after = await kernelView(stack);
   for (let split = 1; split < stack.length; split++) {
     const before = await kernelView(stack.slice(split));
-    expect(await diffViews(stack.slice(0, split), stack.slice(split)), `changed: the top ${split}`).toEqual(expectedChanges(before, after));
+    const replaced = await replacedDirs(stack.slice(0, split), stack.slice(split), before);
+    expect(await diffViews(stack.slice(0, split), stack.slice(split)), `changed: the top ${split}`).toEqual(expectedChanges(before, after, replaced));
   }
 }
 
@@ -570,6 +601,31 @@ test('findConflicts: both changed differently, or one removed a directory the ot
   const b = { changes: await diffViews([sideB], [base]), view: [sideB, base] };
   expect(await findConflicts(a, b)).toEqual(['both-added', 'dir3', 'dir3/a', 'f', 'file-to-dir', 'mode', 'tree', 'tree/x']);
   expect(await findConflicts(b, a)).toEqual(await findConflicts(a, b));
+});
+
+test('a replaced directory (rm -r, then mkdir: opaque) conflicts with changes under it on the other side', async () => {
+  const [base, replacer, adder, otherReplacer] = buildAll([
+    { 'src/a': 'a', 'src/b': 'b', 'keep/k': 'k' },
+    { src: opaque(), 'src/new': 'new' },
+    { 'src/c': 'added by the other side', 'keep/d': 'd' },
+    { src: opaque() },
+  ]) as [string, string, string, string];
+  const replaced = { changes: await diffViews([replacer], [base]), view: [replacer, base] };
+  expect(replaced.changes).toEqual([
+    { path: 'src', kind: 'modified' },
+    { path: 'src/a', kind: 'deleted' },
+    { path: 'src/b', kind: 'deleted' },
+    { path: 'src/new', kind: 'added' },
+  ]);
+  const added = { changes: await diffViews([adder], [base]), view: [adder, base] };
+  expect(await findConflicts(replaced, added)).toEqual(['src']);
+  expect(await findConflicts(added, replaced)).toEqual(['src']);
+  // Both replaced it, and only one put something in: the other's version would drop it.
+  const emptied = { changes: await diffViews([otherReplacer], [base]), view: [otherReplacer, base] };
+  expect(await findConflicts(replaced, emptied)).toEqual(['src']);
+  // Deletions under a replaced directory agree with it.
+  const [deleter] = buildAll([{ 'src/a': whiteout }]) as [string];
+  expect(await findConflicts(replaced, { changes: await diffViews([deleter], [base]), view: [deleter, base] })).toEqual([]);
 });
 
 test('symlinks to host paths and loops are carried as symlinks: nothing outside the layers is read or changed', async () => {
