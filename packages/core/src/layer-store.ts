@@ -14,7 +14,7 @@ export class Layer {
   readonly name: string;
   readonly path: string;
   refs = 0;
-  /** Allocated bytes it holds, kept up to date by whoever writes it (the top layer's count is the quota's). */
+  /** Allocated bytes it holds, kept up to date by whoever writes it (a sandbox's quota counts its stack's above the base). */
   bytes = 0;
 
   constructor(name: string, path: string) {

@@ -1,5 +1,6 @@
 // One run in one sandbox: send the request, stream the output, enforce the deadline and the output cap,
 // and turn the exit into a RunResult. The fds come from the fork-server; Node does the I/O.
+import { fstatSync, statfsSync } from 'node:fs';
 import { constants } from 'node:os';
 
 import { ZerobootError } from './errors.js';
@@ -127,6 +128,21 @@ export interface LayeredRun {
   onUpper(fd: number, exit: Promise<ExitInfo>): void;
 }
 
+/** statfs(2)'s f_type of a tmpfs (linux/magic.h). */
+const TMPFS_MAGIC = 0x01021994;
+
+/**
+ * Whether an fd a sandbox sent as its run's upper directory is one: a directory on a tmpfs (the run's
+ * own, which the fold then reads). Anything else is refused before the fold would read through it.
+ */
+function isUpperDirectory(fd: number): boolean {
+  try {
+    return fstatSync(fd).isDirectory() && statfsSync(`/proc/self/fd/${fd}`).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
 /** What runInSandbox returns: the RunResult, plus stdout's bytes when asked for. */
 export type SandboxRunResult = RunResult & { stdoutBytes?: Buffer };
 
@@ -195,7 +211,7 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
     if (received === false) return;
     const message = decodeMessage(received.data);
     let fds = received.fds;
-    if (message?.type === MessageType.RUN_STARTED && !started && layered && fds.length > 0) {
+    if (message?.type === MessageType.RUN_STARTED && !started && layered && fds.length > 0 && isUpperDirectory(fds[0]!)) {
       upperSeen = true;
       layered.onUpper(fds[0]!, sandbox.exit);
       fds = fds.slice(1);
@@ -236,6 +252,9 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
     if (aborted) throw new ZerobootError('ABORTED', 'The run was aborted through its AbortSignal; its processes were killed.', { cause: settings.signal?.reason });
     const status = toResult(exit, timedOut);
     if (status.exitCode === 127 && !timedOut && !started) readQueued();
+    if (layered && started && !upperSeen) {
+      failure ??= new ZerobootError('SANDBOX_SETUP_FAILED', "The sandbox ran the code but did not hand over the directory its writes went to: nothing it wrote was kept. Run it again; report this if it repeats.", { step: 'layers' });
+    }
     if (failure) throw failure;
     const callbackError = stdout.callbackError ?? stderr.callbackError;
     const result: SandboxRunResult = {

@@ -4,14 +4,13 @@
 // overlay whose writes go to the run's tmpfs; once every process of the run is gone, the SDK applies
 // those writes to the top layer (layers.ts, squash). Everything that touches the stack, runs included,
 // goes through one queue per Sandbox, so no run sees another half-done and no merge is seen half-applied.
-import { lstat, readdir } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { posix } from 'node:path';
 
 import { ZerobootError, invalidArgument } from './errors.js';
 import type { ExitInfo } from './fork-server.js';
 import type { Layer, LayerStore } from './layer-store.js';
-import { diffViews, findConflicts, squash, type Change } from './layers.js';
+import { diffViews, findConflicts, hiddenBytes, squash, type Change } from './layers.js';
 import { FileOp, type RequestParts } from './native-protocol.js';
 import { native } from './native.js';
 import type { RunOptions } from './options.js';
@@ -225,9 +224,10 @@ export class Sandbox {
       for (const layer of [...theirLayers].reverse()) {
         delta.bytes += (await squash(layer, delta.path, base, { move: false, uid: store.uid, gid: store.uid, skip: kept })).bytesDelta;
       }
-      const total = this.#stack[0]!.bytes + delta.bytes;
+      // What the sandbox would hold once the delta is folded into its top layer (which drops what it hides there).
+      const total = this.#usedBytes() + delta.bytes - (await hiddenBytes(delta.path, this.#stack[0]!.path));
       if (total > this.#host.diskBytes) {
-        throw new ZerobootError('DISK_QUOTA_EXCEEDED', `Merging would put ${total} bytes in this sandbox's own layer, past limits.diskMb (${this.#host.diskBytes} bytes): nothing was merged. Raise limits.diskMb or remove files first.`);
+        throw new ZerobootError('DISK_QUOTA_EXCEEDED', `Merging would make this sandbox's files take ${total} bytes, past limits.diskMb (${this.#host.diskBytes} bytes): nothing was merged. Raise limits.diskMb or remove files first.`);
       }
     } catch (error) {
       await store.release([delta]).catch(() => {});
@@ -270,11 +270,11 @@ export class Sandbox {
         result = await this.#execute(this.#host.fileOpTemplate(), { fileOp: { op, path }, files }, {}, true, defer);
       } catch (error) {
         // Writing the file failed before the operation (read-only path, full disk): the same errors.
-        if (ZerobootError.isInstance(error) && error.step === 'files' && error.errno !== undefined) throw fileOpError(error.errno, false, path);
+        if (ZerobootError.isInstance(error) && error.step === 'files' && error.errno !== undefined) throw fileOpError(op, error.errno, false, path);
         throw error;
       }
       if (result.exitCode === 0) return result.stdoutBytes ?? Buffer.alloc(0);
-      throw fileOpError(result.exitCode ?? -1, result.timedOut, path);
+      throw fileOpError(op, result.exitCode ?? -1, result.timedOut, path);
     });
   }
 
@@ -285,10 +285,9 @@ export class Sandbox {
    */
   async #execute(runtime: string, parts: RequestParts, options: RunOptions, rawStdout: boolean, defer: (work: Promise<void>) => void): Promise<SandboxRunResult> {
     const stack = this.#stack;
-    const top = stack[0]!;
     let upper: { fd: number; exit: Promise<ExitInfo> } | undefined;
     const layered: LayeredRun = { onUpper: (fd, exit) => (upper = { fd, exit }) };
-    const diskBytes = Math.max(0, this.#host.diskBytes - top.bytes);
+    const diskBytes = Math.max(0, this.#host.diskBytes - this.#usedBytes());
     try {
       return await this.#host.execute(runtime, { ...parts, layers: { names: stack.map((layer) => layer.name), diskBytes } }, options, layered, rawStdout);
     } finally {
@@ -300,14 +299,7 @@ export class Sandbox {
               // Only once the sandbox is reaped: a fork-server gone (exit rejected) may leave its processes
               // alive for a moment, writing where the fold reads. Their writes are dropped.
               if (!(await written.exit.then(() => true, () => false))) throw new Error('the fork-server went away before the run was reaped: its writes were dropped');
-              const upperPath = `/proc/self/fd/${written.fd}`;
-              // What the fold would write on the host, counted before it writes: a hard link or a sparse
-              // file costs the tmpfs nothing and the layer its whole size.
-              const cost = await foldCost(upperPath);
-              if (cost > Math.max(0, this.#host.diskBytes - top.bytes) + 64 * 1024) {
-                throw new ZerobootError('DISK_QUOTA_EXCEEDED', `A run left ${cost} bytes to keep (hard links and sparse files count in full), past what limits.diskMb leaves this sandbox: none of that run's writes were kept.`);
-              }
-              top.bytes += (await squash(upperPath, top.path, paths(stack.slice(1)), { move: false, uid: this.#host.store.uid, gid: this.#host.store.uid })).bytesDelta;
+              await this.#keep(`/proc/self/fd/${written.fd}`, diskBytes);
             } finally {
               native().close(written.fd);
             }
@@ -315,6 +307,38 @@ export class Sandbox {
         );
       }
     }
+  }
+
+  /**
+   * Keeps a finished run's writes (its upper directory, on its tmpfs): copied into a new layer on top of
+   * the stack (the one the run saw: the queue lets nothing else in between), then folded into the top layer. The copy is bounded by
+   * what the quota left the run (`room`, plus a little for rounding), checked before each file is written:
+   * a hard link or a sparse file costs the tmpfs nothing and the host its whole size. A copy that fails
+   * (quota, the host's disk) is thrown away whole; a fold that fails leaves the new layer on the stack,
+   * which shows the same files, and is retried by the next call.
+   */
+  async #keep(upper: string, room: number): Promise<void> {
+    const store = this.#host.store;
+    const stack = this.#stack;
+    const layer = await store.create();
+    store.retain([layer]);
+    try {
+      layer.bytes = (await squash(upper, layer.path, paths(stack), { move: false, uid: store.uid, gid: store.uid, budget: room + 64 * 1024 })).bytesDelta;
+    } catch (error) {
+      await store.release([layer]).catch(() => {});
+      if ((error as NodeJS.ErrnoException).code === 'EDQUOT') {
+        throw new ZerobootError('DISK_QUOTA_EXCEEDED', `A run left more to keep than limits.diskMb allows this sandbox (${room} bytes; hard links and sparse files count in full): none of that run's writes were kept.`, { cause: error });
+      }
+      throw error;
+    }
+    this.#stack = [layer, ...stack];
+    // Kept: a fold that fails here (the host's disk) is the next call's to retry and report.
+    await this.#compact().catch(() => {});
+  }
+
+  /** The bytes of this sandbox's files: every layer of its stack above the base, shared or its own. */
+  #usedBytes(): number {
+    return this.#stack.slice(0, -1).reduce((sum, layer) => sum + layer.bytes, 0);
   }
 
   /**
@@ -367,25 +391,6 @@ export class Sandbox {
   }
 }
 
-/**
- * Bytes a fold of this upper directory would write: each name's full size (the fold copies a hard link per
- * name and a sparse file's holes as zeros) and a block per directory. Compared with what the quota leaves
- * plus a little slack for page rounding: the tmpfs itself held at most that much.
- */
-async function foldCost(root: string): Promise<number> {
-  let cost = 0;
-  const visit = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const path = `${dir}/${entry.name}`;
-      const st = await lstat(path);
-      cost += st.isFile() ? st.size : st.isDirectory() ? 4096 : 0;
-      if (st.isDirectory()) await visit(path);
-    }
-  };
-  await visit(root);
-  return cost;
-}
-
 function paths(layers: readonly Layer[]): string[] {
   return layers.map((layer) => layer.path);
 }
@@ -424,23 +429,31 @@ function displayChange(change: Change): Change {
 
 const ERRNO = constants.errno;
 
-function fileOpError(errno: number, timedOut: boolean, path: string): ZerobootError {
+function fileOpError(op: number, errno: number, timedOut: boolean, path: string): ZerobootError {
   const where = JSON.stringify(displayPath(path));
   if (isDiskFull(errno)) {
     return new ZerobootError('DISK_QUOTA_EXCEEDED', `The sandbox's disk (limits.diskMb) is full: ${where} was not written. Remove files or raise limits.diskMb.`, { errno });
   }
   switch (errno) {
-    case ERRNO.ENOENT:
     case ERRNO.ENOTDIR:
+      // Only LIST tells a path that is not a directory (ENOTDIR) from one whose parent is not (ENOENT).
+      if (op === FileOp.LIST) return new ZerobootError('INVALID_ARGUMENT', `${where} is not a directory: read it with files.read, or list its directory.`, { errno });
+    // falls through
+    case ERRNO.ENOENT:
       return new ZerobootError('FILE_NOT_FOUND', `No such file or directory in the sandbox: ${where}.`, { errno });
     case ERRNO.ELOOP:
       return new ZerobootError('PATH_OUTSIDE_SANDBOX', `${where} does not resolve inside the sandbox (a symlink loop).`, { errno });
     case ERRNO.EISDIR:
       return new ZerobootError('INVALID_ARGUMENT', `${where} is a directory: read a file, or list the directory.`, { errno });
+    case ERRNO.EBUSY:
+      return new ZerobootError('INVALID_ARGUMENT', `${where} is where the sandbox mounts a filesystem (/workspace, /tmp, /dev/shm): it cannot be removed. Remove the entries in it instead.`, { errno });
     case ERRNO.EROFS:
-    case ERRNO.EACCES:
-    case ERRNO.EPERM:
       return new ZerobootError('INVALID_ARGUMENT', `${where} is read-only in the sandbox: only /workspace and /tmp (and what the sandbox's code may change there) are writable.`, { errno });
+    case ERRNO.EACCES:
+    case ERRNO.EPERM: {
+      const access = op === FileOp.READ || op === FileOp.LIST || op === FileOp.STAT ? 'read' : 'change';
+      return new ZerobootError('INVALID_ARGUMENT', `Permission denied: the sandbox's user may not ${access} ${where} (its mode, or a directory's on the way, forbids it; a run can chmod what the sandbox owns).`, { errno });
+    }
     case ERRNO.EINVAL:
       return new ZerobootError('INVALID_ARGUMENT', `${where} is not a regular file (a device, fifo or socket) or not a valid target for this operation.`, { errno });
     default:

@@ -389,6 +389,95 @@ describe('review findings', () => {
   });
 });
 
+describe('second review findings', () => {
+  test('a directory replaced on one side (rm -r, mkdir) conflicts with a file added in it on the other: nothing is lost silently', async () => {
+    await using sb = await sandbox();
+    await sh(sb, 'mkdir src; echo a > src/a; echo b > src/b');
+    const replaceSrc = async () => {
+      const br = await sb.branch();
+      await sh(br, 'rm -rf src; mkdir src; echo new > src/new');
+      return br;
+    };
+    await using br = await replaceSrc();
+    await sh(sb, 'echo ours > src/c');
+    expect(await br.diff()).toEqual([
+      { path: 'src', kind: 'modified' },
+      { path: 'src/a', kind: 'deleted' },
+      { path: 'src/b', kind: 'deleted' },
+      { path: 'src/new', kind: 'added' },
+    ]);
+    expect(await sb.merge(br)).toEqual({ applied: [], conflicts: [{ path: 'src' }] });
+    expect(await sh(sb, 'ls src')).toBe('a\nb\nc\n');
+    expect((await sb.merge(br, { onConflict: 'ours' })).applied).toEqual([]);
+    expect(await sh(sb, 'ls src')).toBe('a\nb\nc\n');
+    expect((await sb.merge(br, { onConflict: 'theirs' })).conflicts).toEqual([{ path: 'src' }]);
+    expect(await sh(sb, 'ls src')).toBe('new\n');
+  });
+
+  test("a run's writes the host cannot store (a path past PATH_MAX there) are dropped whole: nothing half-kept, the sandbox still works", async () => {
+    await using sb = await sandbox();
+    await sh(sb, 'echo before > kept');
+    const name = 'd'.repeat(250);
+    // 20 levels of 251 bytes: ~5 KB below /workspace, fine inside (each mkdir is relative), too long for a host path.
+    const r = await sb.run('shell', `echo new > new-file; for i in $(seq 1 20); do mkdir ${name} && cd ${name} || exit 1; done; echo deep > f; echo ok`);
+    expect(r.stdout).toBe('ok\n');
+    const error = await zerobootError(sb.files.read('kept'));
+    expect(error.code).toBe('SANDBOX_SETUP_FAILED');
+    expect(error.message).toMatch(/could not be kept/);
+    expect(await sh(sb, 'cat kept; ls -A; id -u')).toMatch(/^before\nkept\n\d+\n$/);
+    expect(await sb.diff()).toEqual([{ path: 'kept', kind: 'added' }]);
+  });
+
+  test('files.remove refuses the mounts (/workspace, /tmp) before touching what is in them, and removes trees of any depth', async () => {
+    await using sb = await sandbox();
+    await sh(sb, 'echo w > w; echo t > /tmp/t');
+    for (const path of ['.', '/workspace', '/tmp', 'sub/..', '/dev/shm']) {
+      const error = await zerobootError(sb.files.remove(path));
+      expect(error.code, path).toBe('INVALID_ARGUMENT');
+      expect(error.message).toMatch(/cannot be removed/);
+    }
+    expect(await sh(sb, 'cat w /tmp/t')).toBe('w\nt\n');
+    // 1200 levels: more than a descent holding one fd per level should need (1024 is a common limit); the path still fits the host's PATH_MAX.
+    await sb.run('python', 'import os\nfor i in range(1200):\n    os.mkdir("d"); os.chdir("d")\nopen("leaf", "w").write("x")');
+    expect(await sh(sb, 'find d | wc -l')).toBe('1201\n');
+    await sb.files.remove('d');
+    expect(await sb.files.exists('d')).toBe(false);
+    expect(await sh(sb, 'ls -A')).toBe('w\n');
+  });
+
+  test('errors say what happened: a file listed is not a directory, an unreadable file is a permission error, not "read-only"', async () => {
+    await using sb = await sandbox();
+    await sh(sb, 'echo x > file; echo s > secret; chmod 000 secret; mkdir closed; echo y > closed/in; chmod 000 closed');
+    const notDir = await zerobootError(sb.files.list('file'));
+    expect(notDir.code).toBe('INVALID_ARGUMENT');
+    expect(notDir.message).toMatch(/not a directory/);
+    await failsWith(sb.files.list('file/below'), 'FILE_NOT_FOUND');
+    await failsWith(sb.files.list('missing'), 'FILE_NOT_FOUND');
+    for (const promise of [sb.files.read('secret'), sb.files.list('closed'), sb.files.read('closed/in')]) {
+      const error = await zerobootError(promise);
+      expect(error.code).toBe('INVALID_ARGUMENT');
+      expect(error.message).toMatch(/Permission denied/);
+    }
+    expect((await zerobootError(sb.files.write('/usr/x', 'x'))).message).toMatch(/read-only/);
+  });
+
+  test('the quota counts what a branch shares with its parent: branching and closing branches neither frees nor overfills it', async () => {
+    await withZeroboot({ templates: { shell: { pool: 1 } }, limits: { diskMb: 8 } }, async (z) => {
+      await using sb = await z.sandbox();
+      expect((await sb.run('shell', 'head -c 5000000 /dev/zero > a; echo $?')).stdout).toBe('0\n');
+      const br = await sb.branch();
+      // Both still hold the 5 MB: 4 MB more does not fit on either side; 2 MB does.
+      for (const side of [sb, br]) {
+        expect((await side.run('shell', 'head -c 4000000 /dev/zero > more; echo $?; rm more')).stdout).toBe('1\n');
+        expect((await side.run('shell', 'head -c 2000000 /dev/zero > more; echo $?')).stdout).toBe('0\n');
+      }
+      await br.close(); // the shared layer is now the parent's alone, and gets folded: still 7 MB, still under 8
+      expect((await sb.run('shell', 'head -c 2000000 /dev/zero > again; echo $?')).stdout).toBe('1\n');
+      expect((await sb.run('shell', 'stat -c %s a more')).stdout).toBe('5000000\n2000000\n');
+    });
+  });
+});
+
 describe('isolation of the layer store', () => {
   test('the layer store is out of reach: covered, empty and read-only where the fork-server binds it', async () => {
     await using sb = await sandbox();

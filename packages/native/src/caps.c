@@ -3,6 +3,9 @@
  * set cleared, and permitted/effective/inheritable zeroed. Raw syscalls, no libcap. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
 #include <linux/capability.h>
 #include <stdio.h>
 #include <sys/prctl.h>
@@ -28,7 +31,31 @@ int zb_caps_drop_bounding(zb_error *err) {
 }
 
 /* After the request: none left in any set. */
+/* capset acts on the calling thread only: a second thread would keep what this one drops. A sandbox is
+ * one thread when it parks (a fork copies the forking thread alone) and its runtime starts none before
+ * user code; this makes that a checked fact (num_threads, field 20 of /proc/self/stat). */
+static int single_threaded(zb_error *err) {
+  char stat[512];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : read(fd, stat, sizeof stat - 1);
+  int saved = errno;
+  if (fd >= 0)
+    close(fd);
+  if (n <= 0)
+    return zb_fail(err, ZB_STEP_CAPABILITIES, n < 0 ? saved : EIO, "read /proc/self/stat");
+  stat[n] = '\0';
+  const char *field = strrchr(stat, ')'); /* the end of comm, which may hold spaces */
+  for (int i = 2; field != NULL && i < 20; i++)
+    field = strchr(field + 1, ' ');
+  long threads = field == NULL ? -1 : strtol(field + 1, NULL, 10);
+  if (threads != 1)
+    return zb_fail(err, ZB_STEP_CAPABILITIES, EBUSY, "the sandbox has %ld threads before user code, not 1", threads);
+  return 0;
+}
+
 int zb_caps_drop_all(zb_error *err) {
+  if (single_threaded(err) < 0)
+    return -1;
   struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
   struct __user_cap_data_struct data[2] = {{0}};
   if (syscall(SYS_capset, &header, data) < 0)

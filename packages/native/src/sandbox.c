@@ -365,10 +365,16 @@ static DIR *open_dir(int parent, const char *name, int flags) {
   return dir;
 }
 
+/* ENOTDIR only when the path itself is not a directory; ENOENT when a directory on the way is missing
+ * or is not one: the SDK tells "not a directory" from "no such path" by it. */
 static int list_to_stdout(const char *path) {
   DIR *dir = open_dir(AT_FDCWD, path, 0);
-  if (dir == NULL)
+  if (dir == NULL) {
+    struct stat st;
+    if (errno == ENOTDIR)
+      return stat(path, &st) == 0 && !S_ISDIR(st.st_mode) ? ENOTDIR : ENOENT;
     return errno;
+  }
   struct dirent *entry;
   char line[NAME_MAX + 64];
   while ((entry = readdir(dir)) != NULL) {
@@ -388,21 +394,87 @@ static int list_to_stdout(const char *path) {
   return 0;
 }
 
-/* Removes a tree without following a symlink: entries are unlinked where they are. */
+/* An fd on the directory parent/name, not through a symlink, and not the root of a mount (/workspace,
+ * /tmp, /dev/shm: EBUSY, before anything in it is touched). -1 with errno set. */
+static int open_removable_dir(int parent, const char *name) {
+  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) < 0 ||
+      ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))) {
+    int saved = errno;
+    close(fd);
+    errno = (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) ? EBUSY : saved;
+    return -1;
+  }
+  return fd;
+}
+
+/* Removes parent/name and everything under it without following a symlink or entering another mount,
+ * with two fds open at any depth: entries are removed as they are met, so a directory re-read from its
+ * start after each subdirectory shows only what is left, and ".." leads back up (nothing else runs in
+ * this sandbox to move a directory meanwhile; names down the current path are kept on the heap). */
 static int remove_at(int parent, const char *name) {
   if (unlinkat(parent, name, 0) == 0)
     return 0;
   if (errno != EISDIR && errno != EPERM)
     return errno;
-  DIR *dir = open_dir(parent, name, O_NOFOLLOW);
-  if (dir == NULL)
-    return errno;
-  struct dirent *entry;
+  int unlink_errno = errno;
+  int current = open_removable_dir(parent, name);
+  if (current < 0)
+    return errno == ENOTDIR ? unlink_errno : errno;
+  char **path = NULL;
+  size_t depth = 0, capacity = 0;
   int rc = 0;
-  while (rc == 0 && (entry = readdir(dir)) != NULL)
-    if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
-      rc = remove_at(dirfd(dir), entry->d_name);
-  closedir(dir);
+  while (rc == 0) {
+    char *down = NULL;
+    DIR *dir = open_dir(current, ".", 0);
+    if (dir == NULL) {
+      rc = errno;
+      break;
+    }
+    struct dirent *entry;
+    while (rc == 0 && down == NULL && (entry = readdir(dir)) != NULL) {
+      if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0 || unlinkat(current, entry->d_name, 0) == 0)
+        continue;
+      if (errno != EISDIR && errno != EPERM)
+        rc = errno;
+      else if ((down = strdup(entry->d_name)) == NULL)
+        rc = ENOMEM;
+    }
+    closedir(dir);
+    if (down != NULL) {
+      int child = open_removable_dir(current, down);
+      if (child < 0 || (depth == capacity && (path = realloc(path, (capacity = capacity * 2 + 16) * sizeof *path)) == NULL)) {
+        rc = child < 0 ? (errno == ENOTDIR ? EPERM : errno) : ENOMEM;
+        if (child >= 0)
+          close(child);
+        free(down);
+        break;
+      }
+      path[depth++] = down;
+      close(current);
+      current = child;
+    } else if (rc == 0 && depth > 0) {
+      int up = openat(current, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (up < 0) {
+        rc = errno;
+        break;
+      }
+      close(current);
+      current = up;
+      char *done = path[--depth];
+      if (unlinkat(current, done, AT_REMOVEDIR) < 0)
+        rc = errno;
+      free(done);
+    } else
+      break;
+  }
+  close(current);
+  while (depth > 0)
+    free(path[--depth]);
+  free(path);
   if (rc == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0)
     rc = errno;
   return rc;
@@ -420,7 +492,14 @@ static int remove_path(const char *path) {
   int parent = open(parent_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (parent < 0)
     return errno;
-  int rc = remove_at(parent, slash + 1);
+  /* A mount's root says so (EBUSY) before its read-only parent would say EROFS. */
+  int rc = 0, mount = open_removable_dir(parent, slash + 1);
+  if (mount >= 0)
+    close(mount);
+  else if (errno == EBUSY)
+    rc = EBUSY;
+  if (rc == 0)
+    rc = remove_at(parent, slash + 1);
   close(parent);
   return rc;
 }
@@ -460,7 +539,9 @@ static void run_file_op(const uint8_t *data, uint32_t length) {
   }
 }
 
-static void send_started(int upper) {
+/* RUN_STARTED, with the fd on the overlay's upper directory for a Sandbox's run: without it the SDK could
+ * not keep the run's writes, so a failed send fails the run before any user code. */
+static int send_started(int upper, zb_error *err) {
   zb_message started = {.version = ZB_PROTOCOL_VERSION, .type = ZB_MSG_RUN_STARTED};
   char control[CMSG_SPACE(sizeof(int))];
   struct iovec iov = {.iov_base = &started, .iov_len = ZB_MESSAGE_HEADER_SIZE + 1};
@@ -475,7 +556,9 @@ static void send_started(int upper) {
     cmsg->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cmsg), &upper, sizeof upper);
   }
-  sendmsg(ZB_FD_REQUEST, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (sendmsg(ZB_FD_REQUEST, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+    return zb_fail(err, ZB_STEP_LAYERS, errno, "send the run's upper directory");
+  return 0;
 }
 
 int zb_sandbox_wait(const uint8_t **request, uint32_t *size, zb_error *err) {
@@ -490,7 +573,8 @@ int zb_sandbox_wait(const uint8_t **request, uint32_t *size, zb_error *err) {
     return -1;
   if (dup2(ZB_FD_STDOUT, 1) < 0 || dup2(ZB_FD_STDERR, 2) < 0)
     return zb_fail(err, ZB_STEP_STDIO, errno, "dup2 stdout/stderr");
-  send_started(upper);
+  if (send_started(upper, err) < 0)
+    return -1;
   /* From here user code runs with fds 0-2 and the request socket, kept for zb_sandbox_finish and
    * close-on-exec so that no program the code starts inherits it. */
   close_unkept();

@@ -150,8 +150,11 @@ int zb_seccomp_apply_final(zb_error *err) {
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
   static const struct sock_fprog final_program = {.len = sizeof refuse_mount / sizeof refuse_mount[0], .filter = refuse_mount};
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &final_program) < 0)
-    return zb_fail(err, ZB_STEP_SECCOMP, errno, "install the final seccomp filter");
+  /* TSYNC: every thread of the sandbox gets it, or none does and the run fails (a positive return names
+   * a thread that could not take it). A parked sandbox has one thread; this keeps it true if not. */
+  long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &final_program);
+  if (rc != 0)
+    return zb_fail(err, ZB_STEP_SECCOMP, rc < 0 ? errno : EBUSY, "install the final seccomp filter on every thread");
   return 0;
 }
 
