@@ -40,7 +40,7 @@ print(json.dumps(totals))`)),
       call('add-total', 'python', "rows = open('report.md').read()\nopen('report.md', 'a').write('- total: 245\\n')\nprint('added the total')"),
       call('add-note', 'shell', "echo '(amounts in EUR)' >> report.md && echo added a note"),
     ),
-    respond({ type: 'text', text: 'report.md has the totals per region and overall; the failed cleanup left sales.csv untouched.' }),
+    respond({ type: 'text', text: 'report.md has the totals per region; one of the two parallel edits was applied, the other conflicted; the failed cleanup left sales.csv untouched.' }),
   ],
 });
 
