@@ -8,8 +8,8 @@ import { createDeepAgent } from 'deepagents';
 import { createAgent } from 'langchain';
 import { describe, expect, test } from 'vitest';
 
-import { eventually, marker, record, sharedZeroboot } from '../helpers.js';
-import { trackBranches } from './branches.js';
+import { marker, record, sharedZeroboot } from '../helpers.js';
+import { expectAbortKillsCall, trackBranches } from './agent-checks.js';
 
 const zb = sharedZeroboot({ templates: { python: { pool: 2 }, shell: { pool: 2 } }, limits: { timeoutMs: 5_000 } });
 
@@ -63,14 +63,7 @@ describe('createAgent with createCodeTool over a workspace', () => {
       .respondWithTools([{ name: 'run_code', id: 'slow', args: { runtime: 'python', code: `open("state.txt", "w").write("dirty")\n${sleeper.code}\nimport time; time.sleep(30)` } }])
       .respond(new AIMessage('never'));
     const agent = createAgent({ model, tools: [createCodeTool({ zeroboot: zb(), runtimes: ['python'], workspace })] });
-    const controller = new AbortController();
-    const started = performance.now();
-    const pending = agent.invoke(user('sleep'), { signal: controller.signal });
-    expect(await eventually(() => sleeper.find().length === 1, 5_000)).toBe(true);
-    controller.abort();
-    await expect(pending).rejects.toThrow();
-    expect(performance.now() - started).toBeLessThan(5_000);
-    expect(await eventually(() => sleeper.gone(), 2_000)).toBe(true);
+    await expectAbortKillsCall((signal) => agent.invoke(user('sleep'), { signal }), sleeper);
     expect(await workspace.files.read('state.txt', 'utf8')).toBe('clean\n');
     await branches.expectAllClosed(1);
     expect(zb().stats().sandboxes).toBe(0);

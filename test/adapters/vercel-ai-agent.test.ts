@@ -8,8 +8,8 @@ import { generateText, isStepCount } from 'ai';
 import { MockLanguageModelV4 } from 'ai/test';
 import { describe, expect, test } from 'vitest';
 
-import { eventually, marker, record, sharedZeroboot } from '../helpers.js';
-import { trackBranches } from './branches.js';
+import { marker, record, sharedZeroboot } from '../helpers.js';
+import { expectAbortKillsCall, trackBranches } from './agent-checks.js';
 
 const zb = sharedZeroboot({ templates: { python: { pool: 2 }, shell: { pool: 2 } }, limits: { timeoutMs: 5_000 } });
 
@@ -88,20 +88,8 @@ describe('generateText with codeTool over a workspace', () => {
     const model = new MockLanguageModelV4({
       doGenerate: [respond({ id: 'slow', input: { runtime: 'python', code: `open("state.txt", "w").write("dirty")\n${sleeper.code}\nimport time; time.sleep(30)` } }), finish('never')],
     });
-    const controller = new AbortController();
-    const started = performance.now();
-    const pending = generateText({
-      model,
-      tools: { run_code: codeTool({ zeroboot: zb(), runtimes: ['python'], workspace }) },
-      stopWhen: isStepCount(5),
-      prompt: 'sleep',
-      abortSignal: controller.signal,
-    });
-    expect(await eventually(() => sleeper.find().length === 1, 5_000)).toBe(true);
-    controller.abort();
-    await expect(pending).rejects.toThrow();
-    expect(performance.now() - started).toBeLessThan(5_000);
-    expect(await eventually(() => sleeper.gone(), 2_000)).toBe(true);
+    const tools = { run_code: codeTool({ zeroboot: zb(), runtimes: ['python'], workspace }) };
+    await expectAbortKillsCall((abortSignal) => generateText({ model, tools, stopWhen: isStepCount(5), prompt: 'sleep', abortSignal }), sleeper);
     expect(await workspace.files.read('state.txt', 'utf8')).toBe('clean\n');
     await branches.expectAllClosed(1);
     expect(zb().stats().sandboxes).toBe(0); // no run in flight
