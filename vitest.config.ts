@@ -3,6 +3,9 @@ import { defineConfig } from 'vitest/config';
 /** The runtimes the attack suite (test/security) is run from: the same files, once per runtime. */
 const ATTACK_RUNTIMES = ['python', 'node', 'shell'] as const;
 
+/** The LangChain and AI SDK adapters: their unit tests (a fake sandbox) and the agent loops over real zeroboot. */
+const ADAPTER_TESTS = ['packages/langchain/test/**/*.test.ts', 'packages/vercel-ai/test/**/*.test.ts', 'test/adapters/**/*.test.ts'];
+
 export default defineConfig({
   test: {
     testTimeout: 30_000,
@@ -13,7 +16,11 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'sdk', include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'], exclude: ['test/security/**'], sequence: { groupOrder: 0 } },
+        test: { name: 'sdk', include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'], exclude: ['test/security/**', ...ADAPTER_TESTS], sequence: { groupOrder: 0 } },
+      },
+      {
+        extends: true,
+        test: { name: 'adapters', include: ADAPTER_TESTS, sequence: { groupOrder: ATTACK_RUNTIMES.length + 1 } },
       },
       ...ATTACK_RUNTIMES.map((runtime, index) => ({
         extends: true,

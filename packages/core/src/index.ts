@@ -3,3 +3,18 @@ export { ZerobootError, type ZerobootErrorCode, type ZerobootErrorOptions } from
 export type { RunOptions, StartOptions, TemplateOptions, Limits } from './options.js';
 export type { RunResult, RunOutcome } from './run.js';
 export { Sandbox, SandboxFiles, type Change, type FileEntry, type MergeOptions, type MergeResult } from './sandbox.js';
+export {
+  runStep,
+  describeStep,
+  resolveCodeToolOptions,
+  type StepOptions,
+  type StepResult,
+  type StepRunner,
+  type StepWorkspace,
+  type StepBranch,
+  type MergePolicy,
+  type CodeToolOptions,
+  type ResolvedCodeToolOptions,
+  type CodeInput,
+  type CodeInputSchema,
+} from './step.js';

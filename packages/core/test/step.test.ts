@@ -1,0 +1,137 @@
+// runStep and the code tools' shared options, against the fake Zeroboot (no kernel): the workspace semantics
+// both adapters rely on. The same semantics over real sandboxes are tested through the agents in test/adapters.
+import { describe, expect, test } from 'vitest';
+
+import { fakeZeroboot } from '../../../test/adapters/fake-zeroboot.js';
+import { describeStep, resolveCodeToolOptions, runStep, ZerobootError, type CodeToolOptions } from '../src/index.js';
+
+async function workspaceWith(files: Record<string, string>) {
+  const zb = fakeZeroboot();
+  const workspace = await zb.sandbox();
+  for (const [path, text] of Object.entries(files)) await workspace.files.write(path, text);
+  return { zb, workspace };
+}
+
+describe('runStep', () => {
+  test('without a workspace, runs once in a fresh sandbox and keeps nothing', async () => {
+    const zb = fakeZeroboot();
+    const step = await runStep(zb, { runtime: 'js', code: "files.set('a', '1'); return { stdout: 'hi' }" });
+    expect(step).toMatchObject({ runtime: 'js', changes: [], workspace: false, merged: false, conflicts: [] });
+    expect(step.result.stdout).toBe('hi');
+    expect(zb.calls).toEqual(['run js']);
+  });
+
+  test.each([
+    ['on-success', 0, true],
+    ['on-success', 1, false],
+    ['always', 1, true],
+    ['never', 0, false],
+  ] as const)("merge '%s' with exit code %i: merged %s; the branch is closed either way", async (merge, exitCode, merged) => {
+    const { zb, workspace } = await workspaceWith({ 'data.csv': 'a\n' });
+    const step = await runStep(zb, { runtime: 'js', code: `files.set('data.csv', 'b\\n'); return { exitCode: ${exitCode} }`, workspace, merge });
+    expect(step.changes).toEqual([{ path: 'data.csv', kind: 'modified' }]);
+    expect(step.merged).toBe(merged);
+    expect(workspace.contents.get('data.csv')).toBe(merged ? 'b\n' : 'a\n');
+    expect([...zb.open]).toEqual([workspace]);
+  });
+
+  test('a timed-out run is not a success, even with exit code 0', async () => {
+    const { zb, workspace } = await workspaceWith({ a: '1' });
+    const step = await runStep(zb, { runtime: 'js', code: "files.set('a', '2'); return { exitCode: 0, timedOut: true }", workspace });
+    expect(step.merged).toBe(false);
+    expect(workspace.contents.get('a')).toBe('1');
+  });
+
+  test('parallel steps branch from the same workspace and merge in completion order; a conflict applies nothing and is reported', async () => {
+    const { zb, workspace } = await workspaceWith({ 'notes.md': 'start\n' });
+    const slow = runStep(zb, { runtime: 'js', code: "await sleep(30); files.set('notes.md', 'slow'); files.set('slow-only', 'x')", workspace });
+    const fast = runStep(zb, { runtime: 'js', code: "files.set('notes.md', 'fast')", workspace });
+    const [slowStep, fastStep] = await Promise.all([slow, fast]);
+    expect(fastStep).toMatchObject({ merged: true, conflicts: [] });
+    expect(slowStep).toMatchObject({ merged: false, conflicts: [{ path: 'notes.md' }] });
+    expect(Object.fromEntries(workspace.contents)).toEqual({ 'notes.md': 'fast' });
+    expect(describeStep(slowStep)).toContain('NOT APPLIED: another call changed notes.md');
+    expect(zb.open.size).toBe(1);
+  });
+
+  test('an abort rejects with ABORTED, merges nothing and still closes the branch', async () => {
+    const { zb, workspace } = await workspaceWith({ a: '1' });
+    const controller = new AbortController();
+    const step = runStep(zb, { runtime: 'js', code: "files.set('a', '2'); await sleep(10_000)", workspace, signal: controller.signal });
+    setTimeout(() => controller.abort(), 10);
+    await expect(step).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(workspace.contents.get('a')).toBe('1');
+    expect(zb.open.size).toBe(1);
+  });
+
+  test('a run that throws (an unknown runtime) closes the branch and rethrows', async () => {
+    const { zb, workspace } = await workspaceWith({});
+    await expect(runStep(zb, { runtime: 'ruby', code: 'puts 1', workspace })).rejects.toMatchObject({ code: 'UNKNOWN_RUNTIME' });
+    expect(zb.open.size).toBe(1);
+  });
+});
+
+describe('describeStep', () => {
+  test('says the exit status, the output, the files and what happened to them', async () => {
+    const { zb, workspace } = await workspaceWith({});
+    const step = await runStep(zb, { runtime: 'js', code: "files.set('out.txt', 'x'); return { exitCode: 2, stdout: 'partial\\n', stderr: 'boom\\n' }", workspace });
+    expect(describeStep(step)).toBe(
+      ['js: exit code 2', 'stdout:', 'partial', 'stderr:', 'boom', 'files changed: out.txt (added)', 'These changes were discarded: the workspace is as it was before this call.'].join('\n'),
+    );
+  });
+
+  test('a timeout, a signal, no output, and no workspace', async () => {
+    const zb = fakeZeroboot();
+    const timedOut = await runStep(zb, { runtime: 'js', code: 'return { exitCode: null, signal: "SIGKILL", timedOut: true, durationMs: 2000 }' });
+    expect(describeStep(timedOut)).toBe('js: timed out after 2000 ms and was killed\n(no output)');
+    const oom = await runStep(zb, { runtime: 'js', code: 'return { exitCode: null, signal: "SIGKILL", outcome: "out-of-memory", stdout: "x" }' });
+    expect(describeStep(oom)).toBe('js: killed by SIGKILL (out of memory)\nstdout:\nx');
+  });
+
+  test('long output keeps its head and tail with a marker; long file lists are cut too', async () => {
+    const { zb, workspace } = await workspaceWith({});
+    const step = await runStep(zb, {
+      runtime: 'js',
+      code: "for (let i = 0; i < 60; i++) files.set(`f${String(i).padStart(2, '0')}`, 'x'); return { stdout: 'A'.repeat(3000) + 'B'.repeat(7000) }",
+      workspace,
+    });
+    const text = describeStep(step, 1000);
+    expect(text).toContain(`stdout:\n${'A'.repeat(600)}\n[… 9000 characters cut …]\n${'B'.repeat(400)}\n`);
+    expect(text).toContain('f49 (added), … and 10 more');
+    expect(text).not.toContain('f50 (added)');
+  });
+});
+
+describe('resolveCodeToolOptions', () => {
+  const zb = fakeZeroboot();
+
+  test('fills in the defaults and describes the schema for the model', () => {
+    const resolved = resolveCodeToolOptions({ zeroboot: zb, runtimes: ['python'] }, 'createCodeTool');
+    expect(resolved).toMatchObject({ name: 'run_code', merge: 'on-success', workspace: undefined, timeoutMs: undefined, maxOutputChars: 4000 });
+    expect(resolved.description).toContain('Files written are discarded after the call');
+    expect(resolved.inputSchema.parse({ runtime: 'python', code: 'print(1)' })).toEqual({ runtime: 'python', code: 'print(1)' });
+    expect(resolved.inputSchema.shape.code.description).toMatch(/cwd \/workspace.*No network.*10 s wall clock, 256 MB memory/);
+    expect(resolved.inputSchema.shape.runtime.description).toContain("'python' = Python 3");
+  });
+
+  test.each([
+    [{ runtimes: ['python'] }, /`createCodeTool.zeroboot`: a Zeroboot instance/],
+    [{ zeroboot: zb, runtimes: [] }, /`createCodeTool.runtimes`: at least one runtime/],
+    [{ zeroboot: zb, runtimes: ['python', 'python'] }, /runtimes without duplicates/],
+    [{ zeroboot: zb, runtimes: ['ruby'] }, /"ruby" is not a template of this Zeroboot \(it has js, python\)/],
+    [{ zeroboot: zb, runtimes: ['python'], merge: 'sometimes' }, /`createCodeTool.merge`/],
+    [{ zeroboot: zb, runtimes: ['python'], workspace: {} }, /`createCodeTool.workspace`: a Sandbox/],
+    [{ zeroboot: zb, runtimes: ['python'], name: 'run code!' }, /`createCodeTool.name`/],
+    [{ zeroboot: zb, runtimes: ['python'], timeoutMs: -1 }, /`createCodeTool.timeoutMs`/],
+    [{ zeroboot: zb, runtimes: ['python'], mrege: 'never' }, /Unknown option `createCodeTool.mrege`/],
+  ])('%o is INVALID_ARGUMENT naming the field', (options, message) => {
+    let error: unknown;
+    try {
+      resolveCodeToolOptions(options as unknown as CodeToolOptions, 'createCodeTool');
+    } catch (caught) {
+      error = caught;
+    }
+    expect(ZerobootError.isInstance(error) && error.code).toBe('INVALID_ARGUMENT');
+    expect((error as Error).message).toMatch(message);
+  });
+});

@@ -1,0 +1,105 @@
+// A Deep Agents backend over a zeroboot Sandbox. BaseSandbox builds ls, read, write, edit, glob and grep
+// from execute, uploadFiles and downloadFiles; here they are a shell run and the files API over the
+// sandbox's persistent filesystem.
+import { constants } from 'node:os';
+
+import { ZerobootError, type Sandbox } from '@zeroboot/core';
+import type { BaseSandbox as DeepAgentsBaseSandbox, ExecuteResponse, FileDownloadResponse, FileOperationError, FileUploadResponse } from 'deepagents';
+
+// deepagents is an optional peer dependency: without it, the code tool still loads and only this class,
+// when constructed, says what to install.
+const BaseSandbox: typeof DeepAgentsBaseSandbox =
+  (await import('deepagents').catch(() => undefined))?.BaseSandbox ??
+  (class {
+    constructor() {
+      throw new ZerobootError('INVALID_ARGUMENT', 'ZerobootSandbox is a Deep Agents backend: install the `deepagents` package (pnpm add deepagents) to use it.');
+    }
+  } as unknown as typeof DeepAgentsBaseSandbox);
+
+export interface ZerobootSandboxOptions {
+  /** The template commands run in: a shell (`bash -c`). Default: 'shell'. */
+  runtime?: string;
+  /** Each command's wall-clock limit. Default: the instance's `limits.timeoutMs`. */
+  timeoutMs?: number;
+}
+
+/**
+ * `createDeepAgent({ backend: new ZerobootSandbox(await zb.sandbox()) })`: the agent's file tools and its
+ * `execute` tool work inside the sandbox. Paths are absolute inside it; /workspace and /tmp are writable.
+ * Closing the Sandbox is the caller's job.
+ */
+export class ZerobootSandbox extends BaseSandbox {
+  readonly id: string;
+  readonly sandbox: Sandbox;
+  readonly #runtime: string;
+  readonly #timeoutMs: number | undefined;
+
+  constructor(sandbox: Sandbox, options: ZerobootSandboxOptions = {}) {
+    super();
+    if (typeof sandbox?.run !== 'function' || typeof sandbox.files?.read !== 'function') {
+      throw new ZerobootError('INVALID_ARGUMENT', 'Expected `sandbox` to be a zeroboot Sandbox: pass `await zb.sandbox()`.');
+    }
+    this.sandbox = sandbox;
+    this.id = `zeroboot-${sandbox.id}`;
+    this.#runtime = options.runtime ?? 'shell';
+    this.#timeoutMs = options.timeoutMs;
+  }
+
+  async execute(command: string): Promise<ExecuteResponse> {
+    // One buffer for both streams, in the order they arrive: what a terminal would show.
+    const output: string[] = [];
+    const result = await this.sandbox.run(this.#runtime, command, {
+      ...(this.#timeoutMs === undefined ? {} : { timeoutMs: this.#timeoutMs }),
+      onStdout: (chunk) => output.push(chunk),
+      onStderr: (chunk) => output.push(chunk),
+    });
+    if (result.timedOut) output.push(`\n[timed out after ${Math.round(result.durationMs)} ms: the command was killed]`);
+    return { output: output.join(''), exitCode: result.exitCode ?? 128 + signalNumber(result.signal), truncated: result.truncated };
+  }
+
+  async uploadFiles(files: Array<[string, Uint8Array]>): Promise<FileUploadResponse[]> {
+    const responses: FileUploadResponse[] = [];
+    for (const [path, content] of files) {
+      try {
+        await this.sandbox.files.write(path, content);
+        responses.push({ path, error: null });
+      } catch (error) {
+        responses.push({ path, error: fileError(error) });
+      }
+    }
+    return responses;
+  }
+
+  async downloadFiles(paths: string[]): Promise<FileDownloadResponse[]> {
+    const responses: FileDownloadResponse[] = [];
+    for (const path of paths) {
+      try {
+        responses.push({ path, content: await this.sandbox.files.read(path), error: null });
+      } catch (error) {
+        responses.push({ path, content: null, error: fileError(error) });
+      }
+    }
+    return responses;
+  }
+}
+
+function signalNumber(name: string | null): number {
+  return (name && constants.signals[name as keyof typeof constants.signals]) || constants.signals.SIGKILL;
+}
+
+/** Deep Agents' per-file error codes; anything else (a closed sandbox, a full disk) is not a per-file answer. */
+function fileError(error: unknown): FileOperationError {
+  if (!ZerobootError.isInstance(error)) throw error;
+  switch (error.code) {
+    case 'FILE_NOT_FOUND':
+      return 'file_not_found';
+    case 'PATH_OUTSIDE_SANDBOX':
+      return 'invalid_path';
+    case 'INVALID_ARGUMENT':
+      if (error.errno === constants.errno.EISDIR) return 'is_directory';
+      if (error.errno !== undefined && [constants.errno.EROFS, constants.errno.EACCES, constants.errno.EPERM].includes(error.errno)) return 'permission_denied';
+      return 'invalid_path';
+    default:
+      throw error;
+  }
+}

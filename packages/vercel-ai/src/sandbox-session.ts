@@ -1,0 +1,191 @@
+// The AI SDK's Experimental_SandboxSession over a zeroboot Sandbox: commands are shell runs over the
+// sandbox's persistent filesystem (each a fresh fork of the warm shell template), files go through its
+// files API. Relative paths resolve against /workspace, where commands start.
+import { constants } from 'node:os';
+
+import { ZerobootError, type RunOptions, type RunResult, type Sandbox } from '@zeroboot/core';
+import type { Experimental_SandboxDirectoryEntry as DirectoryEntry, Experimental_SandboxProcess as SandboxProcess, Experimental_SandboxSession as SandboxSession } from 'ai';
+
+export interface SandboxSessionOptions {
+  /** The template commands run in: a shell (`bash -c`). Default: 'shell'. */
+  shell?: string;
+  /** Each command's wall-clock limit. Default: the instance's `limits.timeoutMs`. */
+  timeoutMs?: number;
+  /** What the agent is told about the sandbox. Default: a description of the sandbox's layout and limits. */
+  description?: string;
+}
+
+type CommandOptions = { command: string; workingDirectory?: string; env?: Record<string, string>; abortSignal?: AbortSignal };
+
+const DESCRIPTION =
+  'An isolated Linux sandbox without network access. Commands run in bash, starting in /workspace (relative paths resolve there). ' +
+  '/workspace and /tmp are writable and keep their files between commands; everything else is read-only. ' +
+  'python3, node and the usual Unix tools are available; nothing can be installed from the network.';
+
+/**
+ * An `Experimental_SandboxSession` for `generateText({ experimental_sandbox })` and AI SDK tools that use one.
+ * Closing the Sandbox is the caller's job. `spawn` with `stdin: true` rejects (a run's stdin is fixed when it starts).
+ */
+export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOptions = {}): SandboxSession {
+  if (typeof sandbox?.run !== 'function' || typeof sandbox.files?.read !== 'function') {
+    throw new ZerobootError('INVALID_ARGUMENT', 'Expected `sandbox` to be a zeroboot Sandbox: pass `await zb.sandbox()`.');
+  }
+  const shell = options.shell ?? 'shell';
+  const files = sandbox.files;
+
+  const exec = (command: string, workingDirectory: string | undefined, runOptions: RunOptions): Promise<RunResult> =>
+    sandbox.run(shell, workingDirectory === undefined ? command : `cd -- ${quote(workingDirectory)} || exit 1\n${command}`, {
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...runOptions,
+    });
+
+  /** A command's exit code; the abort reason when its signal fired. */
+  const command = async ({ command, workingDirectory, env, abortSignal }: CommandOptions, streams: Pick<RunOptions, 'onStdout' | 'onStderr'>, kill?: AbortSignal) => {
+    abortSignal?.throwIfAborted();
+    const signals = [abortSignal, kill].filter((s) => s !== undefined);
+    try {
+      const result = await exec(command, workingDirectory, { ...(env ? { env } : {}), ...streams, ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}) });
+      return { result, exitCode: exitCodeOf(result) };
+    } catch (error) {
+      if (abortSignal?.aborted) throw abortSignal.reason;
+      if (kill?.aborted) return { result: undefined, exitCode: 128 + constants.signals.SIGKILL };
+      throw error;
+    }
+  };
+
+  const readBinaryFile = async ({ path, abortSignal }: { path: string; abortSignal?: AbortSignal }): Promise<Uint8Array | null> => {
+    abortSignal?.throwIfAborted();
+    return files.read(path).catch(notFoundAs(null));
+  };
+
+  const writeBinaryFile = async ({ path, content, abortSignal }: { path: string; content: Uint8Array; abortSignal?: AbortSignal }): Promise<void> => {
+    abortSignal?.throwIfAborted();
+    await files.write(path, content);
+  };
+
+  /** A shell probe's exit code: one run answers what the files API would need two calls for. */
+  const probe = async (script: string, abortSignal: AbortSignal | undefined) => {
+    const { result, exitCode } = await command({ command: script, ...(abortSignal ? { abortSignal } : {}) }, {});
+    return { exitCode, stdout: result?.stdout ?? '', stderr: result?.stderr ?? '' };
+  };
+
+  const stat = async ({ path, abortSignal }: { path: string; abortSignal?: AbortSignal }) => {
+    const { exitCode, stdout } = await probe(`stat -L -c '%F|%s' -- ${quote(path)} 2>/dev/null`, abortSignal);
+    if (exitCode !== 0) return null;
+    const [kind = '', size = '0'] = stdout.trim().split('|');
+    return { type: kind === 'directory' ? ('directory' as const) : kind.includes('regular') ? ('file' as const) : ('other' as const), size: Number(size) };
+  };
+
+  return {
+    description: options.description ?? DESCRIPTION,
+
+    run: async (options) => {
+      const { result, exitCode } = await command(options, {});
+      const stderr = result!.timedOut ? `${result!.stderr}\n[timed out after ${Math.round(result!.durationMs)} ms: the command was killed]` : result!.stderr;
+      return { exitCode, stdout: result!.stdout, stderr };
+    },
+
+    spawn: (async (options: CommandOptions & { stdin?: boolean }): Promise<SandboxProcess> => {
+      if (options.stdin) {
+        throw new ZerobootError('INVALID_ARGUMENT', 'zeroboot sandboxes take a command\'s stdin when it starts: spawn with `stdin: true` is not supported. Put the input in the command (a here-document) instead.');
+      }
+      options.abortSignal?.throwIfAborted();
+      const kill = new AbortController();
+      const [stdout, out] = byteStream();
+      const [stderr, err] = byteStream();
+      const exit = command(options, { onStdout: out.write, onStderr: err.write }, kill.signal).then(
+        ({ exitCode }) => ({ exitCode }),
+        (error: unknown) => {
+          out.error(error);
+          err.error(error);
+          throw error;
+        },
+      );
+      exit.then(() => (out.close(), err.close())).catch(() => {}); // a caller that never waits must not see an unhandled rejection
+      return {
+        stdout,
+        stderr,
+        wait: () => exit,
+        kill: async () => {
+          kill.abort();
+          await exit.catch(() => {});
+        },
+      };
+    }) as unknown as SandboxSession['spawn'],
+
+    readFile: async (options) => {
+      const bytes = await readBinaryFile(options);
+      return bytes === null ? null : new ReadableStream<Uint8Array>({ start: (controller) => (controller.enqueue(bytes), controller.close()) });
+    },
+    readBinaryFile,
+    readTextFile: async ({ encoding = 'utf-8', startLine, endLine, ...options }) => {
+      const bytes = await readBinaryFile(options);
+      if (bytes === null) return null;
+      const text = new TextDecoder(encoding).decode(bytes);
+      if (startLine === undefined && endLine === undefined) return text;
+      const lines = text.split(/(?<=\n)/); // each line keeps its newline, so a slice joins back exactly
+      return lines.slice(Math.max(0, (startLine ?? 1) - 1), endLine ?? lines.length).join('');
+    },
+
+    writeFile: async ({ content, ...options }) => writeBinaryFile({ ...options, content: new Uint8Array(await new Response(content).arrayBuffer()) }),
+    writeBinaryFile,
+    writeTextFile: async ({ content, encoding = 'utf-8', ...options }) => {
+      if (!Buffer.isEncoding(encoding)) throw new ZerobootError('INVALID_ARGUMENT', `Expected \`encoding\` to be one Node.js can encode (utf-8, latin1, utf16le, ascii…), got ${JSON.stringify(encoding)}.`);
+      await writeBinaryFile({ ...options, content: Buffer.from(content, encoding) });
+    },
+
+    stat,
+    listDirectory: async ({ path, abortSignal }) => {
+      abortSignal?.throwIfAborted();
+      const entries = await files.list(path).catch(notFoundAs(null));
+      if (entries !== null) return entries.map((entry): DirectoryEntry => ({ name: entry.name, type: entry.type === 'dir' ? 'directory' : entry.type }));
+      // The files API says "not found" for a path that is not a directory, too.
+      if ((await stat({ path, ...(abortSignal ? { abortSignal } : {}) })) === null) return null;
+      throw new ZerobootError('INVALID_ARGUMENT', `${JSON.stringify(path)} is not a directory: list a directory, or read the file.`);
+    },
+    deleteFile: async ({ path, abortSignal }) => {
+      const p = quote(path);
+      const { exitCode, stderr } = await probe(`if [ -d ${p} ] && [ ! -L ${p} ]; then exit 3; elif [ -e ${p} ] || [ -L ${p} ]; then rm -f -- ${p}; else exit 4; fi`, abortSignal);
+      if (exitCode === 0) return true;
+      if (exitCode === 4) return false;
+      if (exitCode === 3) throw new ZerobootError('INVALID_ARGUMENT', `${JSON.stringify(path)} is a directory: deleteFile deletes files (run \`rm -r\` to remove a directory).`);
+      throw new ZerobootError('INVALID_ARGUMENT', `Could not delete ${JSON.stringify(path)}: ${stderr.trim() || `rm exited with ${exitCode}`}.`);
+    },
+  };
+}
+
+/** A shell word that is exactly `s`. */
+function quote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+function exitCodeOf(result: RunResult): number {
+  if (result.exitCode !== null) return result.exitCode;
+  return 128 + ((result.signal && constants.signals[result.signal as keyof typeof constants.signals]) || constants.signals.SIGKILL);
+}
+
+function notFoundAs<T>(value: T): (error: unknown) => T {
+  return (error) => {
+    if (ZerobootError.isInstance(error) && error.code === 'FILE_NOT_FOUND') return value;
+    throw error;
+  };
+}
+
+/** A byte stream fed with the run's text chunks as they arrive. */
+function byteStream(): [ReadableStream<Uint8Array>, { write: (chunk: string) => void; close: () => void; error: (error: unknown) => void }] {
+  const encoder = new TextEncoder();
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let open = true;
+  const stream = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+  const end = (f: () => void) => {
+    if (open) (open = false), f();
+  };
+  return [
+    stream,
+    {
+      write: (chunk) => open && controller.enqueue(encoder.encode(chunk)),
+      close: () => end(() => controller.close()),
+      error: (error) => end(() => controller.error(error)),
+    },
+  ];
+}
