@@ -5,8 +5,12 @@
 // Everything in a layer was written by sandboxed code, and this runs as host root: no call here follows a symlink.
 // Entries are examined with lstat and only then acted on (lchown, lutimes, readlink, unlink, rmdir); a file is opened
 // or copied only when lstat says it is a regular file, and a directory is descended into only when lstat says it is
-// one. Callers serialise all work on a layer, so nothing changes between the lstat and the act.
-import { constants, lstatSync, readdirSync, type Stats } from 'node:fs';
+// one. Callers serialise all work on a layer, and a run's writes are read only once every process of the run is
+// gone, so nothing should change between the lstat and the act; should it anyway, the directories a layer is
+// listed, squashed and removed through are opened below its root through no symlink (openat2 RESOLVE_BENEATH |
+// NO_SYMLINKS) and a file is copied from an fd checked to be the file lstat saw: a change fails the call, it never
+// leads it out of the layer.
+import { constants, fstatSync, lstatSync, readdirSync, type Stats } from 'node:fs';
 import { chmod, copyFile, lchown, link, lutimes, mkdir, open, readlink, rmdir, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -147,11 +151,11 @@ export async function squash(src: string, dst: string, below: string[], options:
     }
   };
 
-  await walk(layerLister(src), '', async (rel, stats) => {
-    if (options.skip?.(rel)) return false;
-    const from = join(src, rel);
-    const to = join(dst, rel);
-    const existing = await lstatOrNull(to);
+  // Each entry is reached through its parent directories' fds, opened below src's and dst's roots through no
+  // symlink (openBeneath): were a layer changed meanwhile, a renamed directory or a planted symlink could only
+  // make this fail, never lead it outside the layers.
+  const apply = async (rel: string, stats: Stats, from: string, to: string): Promise<boolean> => {
+    const existing = lstatOrNull(to);
 
     if (stats.isDirectory()) {
       const srcOpaque = isOpaque(from);
@@ -165,7 +169,7 @@ export async function squash(src: string, dst: string, below: string[], options:
       const under = shownBelow(rel);
       if (existing !== null) {
         if (!srcOpaque && under?.isDirectory()) native().setXattr(from, OPAQUE_XATTR, OPAQUE_VALUE);
-        bytesDelta -= await removeEntry(to, existing);
+        bytesDelta -= await removeEntry(dst, rel, existing);
       }
       // Owned by the sandbox user at once: half a squash must leave nothing a sandbox cannot read (a layer's
       // directories are read with the sandbox user's rights). The mode is set once the directory is full.
@@ -178,13 +182,19 @@ export async function squash(src: string, dst: string, below: string[], options:
       return true;
     }
 
-    if (existing !== null) bytesDelta -= await removeEntry(to, existing);
+    if (existing !== null) bytesDelta -= await removeEntry(dst, rel, existing);
     if (stats.isFile() && !(options.move && stats.nlink === 1)) spend(stats.size, rel);
     if (stats.isFile()) {
-      if (options.move && stats.nlink === 1) await link(from, to);
-      // EXCL: never write through whatever might be at `to`. copyFile carries the source's mode for a moment, but
-      // the file is hidden by src's entry above it until setMetadata has stripped it.
-      else await copyFile(from, to, constants.COPYFILE_EXCL);
+      if (options.move && stats.nlink === 1) {
+        await link(from, to);
+        // link(2) takes whatever is at `from` now: it must still be the file lstat saw.
+        const linked = lstatSync(to);
+        if (!linked.isFile() || linked.ino !== stats.ino) {
+          await unlink(to);
+          throw viewError('ESTALE', 'changed while it was being moved', rel);
+        }
+      }
+      else await copyRegularFile(src, rel, stats, to);
     } else if (stats.isSymbolicLink()) {
       await symlink(await readlink(from), to);
     } else {
@@ -198,13 +208,20 @@ export async function squash(src: string, dst: string, below: string[], options:
     spend(blocks, rel);
     bytesDelta += blocks;
     return false;
+  };
+  await walk(layerLister(src), '', async (rel, stats) => {
+    if (options.skip?.(rel)) return false;
+    const name = baseName(rel);
+    return withDir(src, parentOf(rel), (from) => withDir(dst, parentOf(rel), (to) => apply(rel, stats, `${from}/${name}`, `${to}/${name}`)));
   });
 
   // Children before parents: setting a directory's times does not touch its parent's.
   for (const { rel, stats, blocksBefore } of dirs.reverse()) {
-    const to = join(dst, rel);
-    await setMetadata(to, stats, options);
-    bytesDelta += (lstatSync(to).blocks - blocksBefore) * 512;
+    await withDir(dst, parentOf(rel), async (dir) => {
+      const to = `${dir}/${baseName(rel)}`;
+      await setMetadata(to, stats, options);
+      bytesDelta += (lstatSync(to).blocks - blocksBefore) * 512;
+    });
   }
   bytesDelta += (lstatSync(dst).blocks - rootBlocksBefore) * 512;
   return { bytesDelta };
@@ -339,13 +356,43 @@ export async function findConflicts(a: Side, b: Side): Promise<string[]> {
 /** Lists one directory: each name with its lstat, sorted by name. */
 type Lister = (rel: string) => Promise<Map<string, Stats>>;
 
-/** A layer's own entries (whiteouts included). */
+/** A layer's own entries (whiteouts included), each directory reached through no symlink. */
 function layerLister(root: string): Lister {
-  return async (rel) => {
-    const dir = join(root, rel);
-    const names = readdirSync(dir).sort(compare);
-    return new Map(names.map((name) => [name, lstatSync(join(dir, name))] as const));
-  };
+  return (rel) =>
+    withDir(root, rel, (dir) => {
+      const names = readdirSync(dir).sort(compare);
+      return new Map(names.map((name) => [name, lstatSync(`${dir}/${name}`)] as const));
+    });
+}
+
+/**
+ * Calls `use` with a path to directory `rel` of the layer `root` that nothing can redirect: /proc/self/fd/N, N an fd
+ * opened below `root` through no symlink (openBeneath). The fd is closed once `use` has settled.
+ */
+async function withDir<T>(root: string, rel: string, use: (dir: string) => T | Promise<T>): Promise<T> {
+  const fd = native().openBeneath(root, rel, 'dir');
+  try {
+    return await use(`/proc/self/fd/${fd}`);
+  } finally {
+    native().close(fd);
+  }
+}
+
+/**
+ * Copies the regular file `rel` of the layer `src` (lstat `stats`) to the new name `to` (EXCL: never through
+ * whatever is there). The source is opened below `src` through no symlink and checked to be the file lstat saw;
+ * the copy reads that open file. copyFile carries its mode for a moment, but the copy is hidden by src's entry
+ * above it until setMetadata has stripped it.
+ */
+async function copyRegularFile(src: string, rel: string, stats: Stats, to: string): Promise<void> {
+  const fd = native().openBeneath(src, rel, 'file');
+  try {
+    const opened = fstatSync(fd);
+    if (!opened.isFile() || opened.ino !== stats.ino || opened.dev !== stats.dev) throw viewError('ESTALE', 'changed while it was being copied', rel);
+    await copyFile(`/proc/self/fd/${fd}`, to, constants.COPYFILE_EXCL);
+  } finally {
+    native().close(fd);
+  }
 }
 
 /** A view's merged entries. */
@@ -460,23 +507,24 @@ function viewError(code: string, message: string, rel: string): Error {
 /** Owner, carried mode bits and times of a new entry in dst (a symlink's mode cannot be set, and is always 0777). */
 async function setMetadata(path: string, stats: Stats, owner: { uid: number; gid: number }): Promise<void> {
   await lchown(path, owner.uid, owner.gid);
+  // chmod(2) follows a symlink: `path` is an entry squash has just made itself (and checked, for a hard link).
   if (!stats.isSymbolicLink()) await chmod(path, stats.mode & CARRIED_MODE_BITS);
   await lutimes(path, stats.atimeMs / 1000, stats.mtimeMs / 1000);
 }
 
-/** Removes the entry at `path` (lstat `stats`) and everything under it; returns the allocated bytes removed. */
-async function removeEntry(path: string, stats: Stats): Promise<number> {
-  const entries = [{ path, stats }];
+/** Removes the entry `rel` of layer `root` (lstat `stats`) and everything under it; returns the allocated bytes removed. */
+async function removeEntry(root: string, rel: string, stats: Stats): Promise<number> {
+  const entries = [{ rel, stats }];
   if (stats.isDirectory()) {
-    await walk(layerLister(path), '', (rel, child) => {
-      entries.push({ path: join(path, rel), stats: child });
+    await walk(layerLister(root), rel, (child, childStats) => {
+      entries.push({ rel: child, stats: childStats });
       return true;
     });
   }
   let bytes = 0;
   for (const entry of entries.reverse()) {
     bytes += entry.stats.blocks * 512;
-    await (entry.stats.isDirectory() ? rmdir(entry.path) : unlink(entry.path));
+    await withDir(root, parentOf(entry.rel), (dir) => (entry.stats.isDirectory() ? rmdir : unlink)(`${dir}/${baseName(entry.rel)}`));
   }
   return bytes;
 }

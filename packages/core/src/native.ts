@@ -31,6 +31,12 @@ export interface NativeBinding {
   setXattr(path: string, name: string, value: Uint8Array): void;
   /** An overlayfs whiteout (character device 0:0) at path. */
   mknodWhiteout(path: string): void;
+  /**
+   * `rel` opened below the directory `root` through no symlink, magic link or mount point (openat2
+   * RESOLVE_BENEATH | NO_SYMLINKS | NO_MAGICLINKS | NO_XDEV): 'dir' an O_PATH fd on a directory, 'file' a
+   * read-only fd. Throws a Node-style error (ELOOP through a symlink, ENOTDIR, ENOENT, ...).
+   */
+  openBeneath(root: string, rel: string, kind: 'dir' | 'file'): number;
 }
 
 export const WATCH_CHANNEL = 0;

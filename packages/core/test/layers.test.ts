@@ -11,6 +11,7 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -626,6 +627,37 @@ test('a replaced directory (rm -r, then mkdir: opaque) conflicts with changes un
   // Deletions under a replaced directory agree with it.
   const [deleter] = buildAll([{ 'src/a': whiteout }]) as [string];
   expect(await findConflicts(replaced, { changes: await diffViews([deleter], [base]), view: [deleter, base] })).toEqual([]);
+});
+
+test('attack: a layer changed while it is squashed (a directory or the file itself swapped for a symlink to the host) fails the squash, never copies a host file', async () => {
+  const outside = join(tmp, 'outside');
+  mkdirSync(outside);
+  const canary = `canary-${randomBytes(8).toString('hex')}`;
+  writeFileSync(join(outside, 'f'), canary);
+  const swaps: Record<string, (src: string) => void> = {
+    'a parent directory': (src) => {
+      renameSync(join(src, 'd'), join(src, 'd-moved'));
+      symlinkSync(outside, join(src, 'd'));
+    },
+    'the file itself': (src) => {
+      rmSync(join(src, 'd/f'));
+      symlinkSync(join(outside, 'f'), join(src, 'd/f'));
+    },
+  };
+  for (const [what, swap] of Object.entries(swaps)) {
+    for (const move of [false, true]) {
+      const [src, dst, base] = buildAll([{ 'd/f': 'sandbox data' }, {}, {}]) as [string, string, string];
+      // skip() is called for each entry after it was listed and lstat'ed, before it is applied: the race's window.
+      const skip = (rel: string) => {
+        if (rel === 'd/f') swap(src);
+        return false;
+      };
+      await expect(squash(src, dst, [base], { move, uid: UID, gid: GID, skip }), `${what}, move ${move}`).rejects.toThrow();
+      const copied = layerPaths(dst).filter((rel) => lstatSync(join(dst, rel)).isFile()).map((rel) => readFileSync(join(dst, rel), 'utf8'));
+      expect(copied.join(), `${what}, move ${move}`).not.toContain(canary);
+      expect(layerPaths(dst).some((rel) => lstatSync(join(dst, rel)).isSymbolicLink() && readlinkSync(join(dst, rel)).startsWith(outside))).toBe(false);
+    }
+  }
 });
 
 test('symlinks to host paths and loops are carried as symlinks: nothing outside the layers is read or changed', async () => {

@@ -5,6 +5,9 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <string>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -290,6 +293,26 @@ Napi::Value MknodWhiteout(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// (root, rel, kind: 'dir' | 'file') => fd: rel opened below the directory root without passing through any
+// symlink, magic link or mount point, whatever another process does meanwhile (openat2 RESOLVE_BENEATH |
+// NO_SYMLINKS | NO_MAGICLINKS | NO_XDEV). 'dir': an O_PATH fd on a directory; 'file': a read-only fd, which
+// fstat then tells the type of. The root itself is the caller's (a layer, or /proc/self/fd/N on an upper dir).
+Napi::Value OpenBeneath(const Napi::CallbackInfo& info) {
+  std::string root = info[0].As<Napi::String>(), rel = info[1].As<Napi::String>(), kind = info[2].As<Napi::String>();
+  int dir = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0)
+    throw SystemError(info.Env(), errno, "open", root);
+  struct open_how how {};
+  how.flags = O_CLOEXEC | (kind == "dir" ? O_PATH | O_DIRECTORY : O_RDONLY | O_NOCTTY | O_NONBLOCK);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  long fd = syscall(SYS_openat2, dir, rel.empty() ? "." : rel.c_str(), &how, sizeof how);
+  int saved = errno;
+  close(dir);
+  if (fd < 0)
+    throw SystemError(info.Env(), saved, "openat2", root + "/" + rel);
+  return Napi::Number::New(info.Env(), static_cast<double>(fd));
+}
+
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonState());
   exports.Set("init", Napi::Function::New(env, Init));
@@ -302,6 +325,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("getXattr", Napi::Function::New(env, GetXattr));
   exports.Set("setXattr", Napi::Function::New(env, SetXattr));
   exports.Set("mknodWhiteout", Napi::Function::New(env, MknodWhiteout));
+  exports.Set("openBeneath", Napi::Function::New(env, OpenBeneath));
   exports.Set("Watcher", Watcher::Define(env));
   exports.Set("protocolVersion", Napi::Number::New(env, ZB_PROTOCOL_VERSION));
   return exports;
