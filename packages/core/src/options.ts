@@ -67,7 +67,7 @@ export type Limits = z.output<typeof limitsSchema>;
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name ([A-Za-z_][A-Za-z0-9_]*)');
 const noNul = (what: string) => z.string().refine((s) => !s.includes('\0'), `${what} without NUL characters`);
 const bytes = z.union([z.string(), z.instanceof(Uint8Array)]);
-const callback = z.custom<(chunk: string) => void>((v) => typeof v === 'function', 'a function');
+const callback = <T>() => z.custom<(chunk: T) => void>((v) => typeof v === 'function', 'a function');
 
 export const runOptionsSchema = z
   .object({
@@ -75,8 +75,10 @@ export const runOptionsSchema = z
     env: z.record(envName, noNul('a value')).optional(),
     stdin: bytes.optional(),
     files: z.record(noNul('a path').pipe(z.string().min(1).max(4000)), bytes).optional(),
-    onStdout: callback.optional(),
-    onStderr: callback.optional(),
+    onStdout: callback<string>().optional(),
+    onStderr: callback<string>().optional(),
+    onStdoutBytes: callback<Uint8Array>().optional(),
+    onStderrBytes: callback<Uint8Array>().optional(),
     signal: z.instanceof(AbortSignal).optional(),
   })
   .strict();
@@ -95,6 +97,13 @@ export interface RunOptions {
   onStdout?: (chunk: string) => void;
   /** Called with each chunk of standard error, in order. */
   onStderr?: (chunk: string) => void;
+  /**
+   * Called with each chunk of standard output as the bytes the code wrote, undecoded (binary output, or
+   * text in another encoding), in order and up to `limits.maxOutputBytes`. May be given with `onStdout`.
+   */
+  onStdoutBytes?: (chunk: Uint8Array) => void;
+  /** Called with each chunk of standard error as bytes, undecoded, in order. */
+  onStderrBytes?: (chunk: Uint8Array) => void;
   /** Aborting kills the run's process tree; the promise rejects with code `ABORTED`. */
   signal?: AbortSignal;
 }

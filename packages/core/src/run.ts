@@ -36,6 +36,8 @@ export interface RunSettings {
   rawStdout?: boolean;
   onStdout?: ((chunk: string) => void) | undefined;
   onStderr?: ((chunk: string) => void) | undefined;
+  onStdoutBytes?: ((chunk: Uint8Array) => void) | undefined;
+  onStderrBytes?: ((chunk: Uint8Array) => void) | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -47,13 +49,15 @@ class Output {
   readonly raw: Buffer[] | undefined;
   readonly #limit: number;
   readonly #onChunk: ((chunk: string) => void) | undefined;
+  readonly #onBytes: ((chunk: Uint8Array) => void) | undefined;
   #bytes = 0;
   truncated = false;
   callbackError: unknown;
 
-  constructor(limit: number, onChunk: ((chunk: string) => void) | undefined, raw = false) {
+  constructor(limit: number, onChunk: ((chunk: string) => void) | undefined, onBytes: ((chunk: Uint8Array) => void) | undefined, raw = false) {
     this.#limit = limit;
     this.#onChunk = onChunk;
+    this.#onBytes = onBytes;
     if (raw) this.raw = [];
   }
 
@@ -72,6 +76,9 @@ class Output {
       this.truncated = true;
     }
     this.#bytes += piece.length;
+    // The bytes as the code wrote them (each chunk a fresh copy from the addon): a decoded chunk cannot be
+    // turned back into them once invalid UTF-8 was replaced.
+    if (this.#onBytes && piece.length > 0) this.#call(this.#onBytes, piece);
     this.#emit(this.#decoder.decode(piece, { stream: true }));
   }
 
@@ -83,12 +90,15 @@ class Output {
   #emit(text: string): void {
     if (text === '') return;
     this.#parts.push(text);
-    if (this.#onChunk && this.callbackError === undefined) {
-      try {
-        this.#onChunk(text);
-      } catch (error) {
-        this.callbackError = error;
-      }
+    if (this.#onChunk) this.#call(this.#onChunk, text);
+  }
+
+  #call<T>(callback: (chunk: T) => void, chunk: T): void {
+    if (this.callbackError !== undefined) return;
+    try {
+      callback(chunk);
+    } catch (error) {
+      this.callbackError = error;
     }
   }
 }
@@ -176,8 +186,8 @@ function toResult(exit: ExitInfo, timedOut: boolean): Pick<RunResult, 'exitCode'
 }
 
 export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, request: Buffer, settings: RunSettings, acquiredAt: number, layered?: LayeredRun): Promise<SandboxRunResult> {
-  const stdout = new Output(settings.maxOutputBytes, settings.onStdout, settings.rawStdout);
-  const stderr = new Output(settings.maxOutputBytes, settings.onStderr);
+  const stdout = new Output(settings.maxOutputBytes, settings.onStdout, settings.onStdoutBytes, settings.rawStdout);
+  const stderr = new Output(settings.maxOutputBytes, settings.onStderr, settings.onStderrBytes);
   const watchers: Watcher[] = [];
   const outputs = Promise.all([drain(sandbox.stdoutFd, stdout, watchers), drain(sandbox.stderrFd, stderr, watchers)]);
   let timedOut = false;
@@ -266,7 +276,7 @@ export async function runInSandbox(server: ForkServer, sandbox: ReadySandbox, re
       durationMs,
     };
     if (stdout.raw) result.stdoutBytes = Buffer.concat(stdout.raw);
-    if (callbackError !== undefined) throw new ZerobootError('INVALID_ARGUMENT', 'An onStdout/onStderr callback threw; the run itself completed.', { cause: callbackError });
+    if (callbackError !== undefined) throw new ZerobootError('INVALID_ARGUMENT', 'An onStdout/onStderr (or onStdoutBytes/onStderrBytes) callback threw; the run itself completed.', { cause: callbackError });
     return result;
   } finally {
     kill(); // on every path: a run that threw (FORKSERVER_DIED, a failed send) leaves nothing running

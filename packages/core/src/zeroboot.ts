@@ -180,7 +180,7 @@ export class Zeroboot {
     const signal = opts.signal;
     if (signal?.aborted) throw abortedError(signal);
     const request = encodeRequest({ ...parts, env: opts.env, stdin: opts.stdin, files: { ...parts.files, ...opts.files } });
-    const settings = { timeoutMs, maxOutputBytes: this.#options.limits.maxOutputBytes, onStdout: opts.onStdout, onStderr: opts.onStderr, signal, rawStdout };
+    const settings = { timeoutMs, maxOutputBytes: this.#options.limits.maxOutputBytes, onStdout: opts.onStdout, onStderr: opts.onStderr, onStdoutBytes: opts.onStdoutBytes, onStderrBytes: opts.onStderrBytes, signal, rawStdout };
     const task = async () => {
       this.#inFlight++;
       try {

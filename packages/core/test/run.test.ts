@@ -386,6 +386,22 @@ describe('run: streaming', () => {
     expect(chunks.join('')).toBe(expected);
   });
 
+  test('onStdoutBytes and onStderrBytes get the bytes as written, invalid UTF-8 and all, next to the decoded text', async () => {
+    const bytes = Array.from({ length: 256 }, (_, i) => i);
+    const out: Uint8Array[] = [];
+    const err: Uint8Array[] = [];
+    const text: string[] = [];
+    const r = await run(zb(), `import sys; sys.stdout.buffer.write(bytes(${JSON.stringify(bytes)})); sys.stderr.buffer.write(b"\\xff\\xfeok")`, {
+      onStdoutBytes: (chunk) => out.push(chunk),
+      onStderrBytes: (chunk) => err.push(chunk),
+      onStdout: (chunk) => text.push(chunk),
+    });
+    expect(Buffer.concat(out)).toEqual(Buffer.from(bytes));
+    expect(Buffer.concat(err)).toEqual(Buffer.from([0xff, 0xfe, 0x6f, 0x6b]));
+    expect(text.join('')).toBe(r.stdout); // the text callbacks still get the decoded stream
+    expect(r.stdout).toBe(Buffer.from(bytes).toString('utf8'));
+  });
+
   test('an onStdout callback that throws fails the run with INVALID_ARGUMENT, with the error as cause', async () => {
     const boom = new Error('callback bug');
     const error = await zerobootError(
