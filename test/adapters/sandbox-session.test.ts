@@ -32,6 +32,25 @@ describe('createSandboxSession over a zeroboot Sandbox', () => {
     expect(await process.wait()).toEqual({ exitCode: 5 });
   });
 
+  test('spawn: a reader that cancels stdout only stops reading; the command runs on and wait gives its exit code', async () => {
+    await using sandbox = await zb().sandbox();
+    const process = await createSandboxSession(sandbox).spawn({ command: 'for i in $(seq 1 10); do echo line $i; sleep 0.02; done; echo done >&2; exit 2' });
+    const reader = process.stdout.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toMatch(/^line 1\n/);
+    await reader.cancel();
+    expect(await process.wait()).toEqual({ exitCode: 2 });
+    expect(await new Response(process.stderr).text()).toBe('done\n');
+  });
+
+  test('spawn streams the bytes the command wrote, not a re-encoding of their UTF-8 decoding', async () => {
+    await using sandbox = await zb().sandbox();
+    const process = await createSandboxSession(sandbox).spawn({ command: 'head -c 4096 /dev/urandom > r.bin; cat r.bin; printf "\\377\\376" >&2' });
+    const stdout = new Uint8Array(await new Response(process.stdout).arrayBuffer());
+    expect(await process.wait()).toEqual({ exitCode: 0 });
+    expect(stdout).toEqual(await sandbox.files.read('r.bin'));
+    expect(new Uint8Array(await new Response(process.stderr).arrayBuffer())).toEqual(new Uint8Array([0xff, 0xfe]));
+  });
+
   test('kill ends the whole process tree; wait resolves with 137; abort rejects wait with the reason', async () => {
     await using sandbox = await zb().sandbox();
     const session = createSandboxSession(sandbox);

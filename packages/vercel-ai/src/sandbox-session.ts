@@ -40,7 +40,7 @@ export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOp
     });
 
   /** A command's exit code; the abort reason when its signal fired. */
-  const command = async ({ command, workingDirectory, env, abortSignal }: CommandOptions, streams: Pick<RunOptions, 'onStdout' | 'onStderr'>, kill?: AbortSignal) => {
+  const command = async ({ command, workingDirectory, env, abortSignal }: CommandOptions, streams: Pick<RunOptions, 'onStdoutBytes' | 'onStderrBytes'>, kill?: AbortSignal) => {
     abortSignal?.throwIfAborted();
     const signals = [abortSignal, kill].filter((s) => s !== undefined);
     try {
@@ -93,7 +93,7 @@ export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOp
       const kill = new AbortController();
       const [stdout, out] = byteStream();
       const [stderr, err] = byteStream();
-      const exit = command(options, { onStdout: out.write, onStderr: err.write }, kill.signal).then(
+      const exit = command(options, { onStdoutBytes: out.write, onStderrBytes: err.write }, kill.signal).then(
         ({ exitCode }) => ({ exitCode }),
         (error: unknown) => {
           out.error(error);
@@ -171,19 +171,24 @@ function notFoundAs<T>(value: T): (error: unknown) => T {
   };
 }
 
-/** A byte stream fed with the run's text chunks as they arrive. */
-function byteStream(): [ReadableStream<Uint8Array>, { write: (chunk: string) => void; close: () => void; error: (error: unknown) => void }] {
-  const encoder = new TextEncoder();
+/**
+ * A byte stream fed with the run's output as it arrives. A reader that cancels it only stops reading: the
+ * command runs on, and what it prints from then on is dropped.
+ */
+function byteStream(): [ReadableStream<Uint8Array>, { write: (chunk: Uint8Array) => void; close: () => void; error: (error: unknown) => void }] {
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let open = true;
-  const stream = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+  const stream = new ReadableStream<Uint8Array>({
+    start: (c) => void (controller = c),
+    cancel: () => void (open = false),
+  });
   const end = (f: () => void) => {
     if (open) (open = false), f();
   };
   return [
     stream,
     {
-      write: (chunk) => open && controller.enqueue(encoder.encode(chunk)),
+      write: (chunk) => open && controller.enqueue(chunk),
       close: () => end(() => controller.close()),
       error: (error) => end(() => controller.error(error)),
     },
