@@ -84,6 +84,7 @@ describe('createSandboxSession over a zeroboot Sandbox', () => {
       { name: 'dir', type: 'directory' },
       { name: 'link', type: 'symlink' },
     ]);
+    expect((await session.listDirectory({ path: '/dev' }))!.find((entry) => entry.name === 'null')).toEqual({ name: 'null', type: 'other' });
     expect(await session.listDirectory({ path: 'nope' })).toBeNull();
     await expect(session.listDirectory({ path: 'dir/file.txt' })).rejects.toThrow(/is not a directory/);
     expect(await session.deleteFile({ path: 'link' })).toBe(true); // the link, not its target

@@ -22,7 +22,8 @@ export interface FileEntry {
   name: string;
   /** As the files API takes it: relative to /workspace when inside it, else absolute. */
   path: string;
-  type: 'file' | 'dir' | 'symlink';
+  /** 'other': a fifo, a socket or a device. */
+  type: 'file' | 'dir' | 'symlink' | 'other';
   /** Bytes; a symlink's is its target's length. */
   size: number;
 }
@@ -82,16 +83,16 @@ export class SandboxFiles {
     return encoding ? bytes.toString('utf8') : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
-  /** The entries of a directory (fifos, sockets and devices are left out). */
+  /** The entries of a directory (fifos, sockets and devices have type 'other'). */
   async list(path = '.'): Promise<FileEntry[]> {
     const dir = sandboxPath(path);
     const out = await this.#sandbox.fileOp(FileOp.LIST, dir);
     const entries: FileEntry[] = [];
     for (const record of out.toString('utf8').split('\0')) {
       const match = /^([fdlo]) (\d+) ([\s\S]+)$/.exec(record);
-      if (!match || match[1] === 'o') continue;
+      if (!match) continue;
       const name = match[3]!;
-      entries.push({ name, path: displayPath(posix.join(dir, name)), type: match[1] === 'f' ? 'file' : match[1] === 'd' ? 'dir' : 'symlink', size: Number(match[2]) });
+      entries.push({ name, path: displayPath(posix.join(dir, name)), type: match[1] === 'f' ? 'file' : match[1] === 'd' ? 'dir' : match[1] === 'l' ? 'symlink' : 'other', size: Number(match[2]) });
     }
     return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }

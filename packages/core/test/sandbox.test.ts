@@ -114,6 +114,14 @@ describe('files API', () => {
     expect(await sb.files.read('made-by-code', 'utf8')).toBe('from-code');
   });
 
+  test('list keeps devices (and fifos, sockets), as type other', async () => {
+    await using sb = await sandbox();
+    // A run's fifos and sockets are not kept in the sandbox's layers; the devices in /dev are always there.
+    const dev = await sb.files.list('/dev');
+    expect(dev.find((entry) => entry.name === 'null')).toMatchObject({ path: '/dev/null', type: 'other' });
+    expect(dev.filter((entry) => entry.type === 'other').map((entry) => entry.name)).toEqual(expect.arrayContaining(['null', 'random', 'urandom', 'zero']));
+  });
+
   test('a 100 MB file round-trips intact', async () => {
     await withZeroboot({ templates: { shell: { pool: 1 } }, limits: { diskMb: 256, memoryMb: 512 } }, async (z) => {
       await using sb = await z.sandbox();
