@@ -3,6 +3,7 @@ export { ZerobootError, type ZerobootErrorCode, type ZerobootErrorOptions } from
 export type { RunOptions, StartOptions, TemplateOptions, Limits } from './options.js';
 export type { RunResult, RunOutcome } from './run.js';
 export { Sandbox, SandboxFiles, type Change, type FileEntry, type MergeOptions, type MergeResult } from './sandbox.js';
+export { shellExitCode, timeoutNote, assertSandbox } from './commands.js';
 export {
   runStep,
   describeStep,

@@ -3,7 +3,7 @@
 // sandbox's persistent filesystem.
 import { constants } from 'node:os';
 
-import { ZerobootError, type Sandbox } from '@zeroboot/core';
+import { ZerobootError, assertSandbox, shellExitCode, timeoutNote, type Sandbox } from '@zeroboot/core';
 import type { BaseSandbox as DeepAgentsBaseSandbox, ExecuteResponse, FileDownloadResponse, FileOperationError, FileUploadResponse } from 'deepagents';
 
 // deepagents is an optional peer dependency: without it, the code tool still loads and only this class,
@@ -36,9 +36,7 @@ export class ZerobootSandbox extends BaseSandbox {
 
   constructor(sandbox: Sandbox, options: ZerobootSandboxOptions = {}) {
     super();
-    if (typeof sandbox?.run !== 'function' || typeof sandbox.files?.read !== 'function') {
-      throw new ZerobootError('INVALID_ARGUMENT', 'Expected `sandbox` to be a zeroboot Sandbox: pass `await zb.sandbox()`.');
-    }
+    assertSandbox(sandbox);
     this.sandbox = sandbox;
     this.id = `zeroboot-${sandbox.id}`;
     this.#runtime = options.runtime ?? 'shell';
@@ -53,8 +51,8 @@ export class ZerobootSandbox extends BaseSandbox {
       onStdout: (chunk) => output.push(chunk),
       onStderr: (chunk) => output.push(chunk),
     });
-    if (result.timedOut) output.push(`\n[timed out after ${Math.round(result.durationMs)} ms: the command was killed]`);
-    return { output: output.join(''), exitCode: result.exitCode ?? 128 + signalNumber(result.signal), truncated: result.truncated };
+    output.push(timeoutNote(result));
+    return { output: output.join(''), exitCode: shellExitCode(result), truncated: result.truncated };
   }
 
   async uploadFiles(files: Array<[string, Uint8Array]>): Promise<FileUploadResponse[]> {
@@ -81,10 +79,6 @@ export class ZerobootSandbox extends BaseSandbox {
     }
     return responses;
   }
-}
-
-function signalNumber(name: string | null): number {
-  return (name && constants.signals[name as keyof typeof constants.signals]) || constants.signals.SIGKILL;
 }
 
 /** Deep Agents' per-file error codes; anything else (a closed sandbox, a full disk) is not a per-file answer. */

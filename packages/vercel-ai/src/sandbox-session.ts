@@ -1,9 +1,7 @@
 // The AI SDK's Experimental_SandboxSession over a zeroboot Sandbox: commands are shell runs over the
 // sandbox's persistent filesystem (each a fresh fork of the warm shell template), files go through its
 // files API. Relative paths resolve against /workspace, where commands start.
-import { constants } from 'node:os';
-
-import { ZerobootError, type RunOptions, type RunResult, type Sandbox } from '@zeroboot/core';
+import { ZerobootError, assertSandbox, shellExitCode, timeoutNote, type RunOptions, type RunResult, type Sandbox } from '@zeroboot/core';
 import type { Experimental_SandboxDirectoryEntry as DirectoryEntry, Experimental_SandboxProcess as SandboxProcess, Experimental_SandboxSession as SandboxSession } from 'ai';
 
 export interface SandboxSessionOptions {
@@ -27,9 +25,7 @@ const DESCRIPTION =
  * Closing the Sandbox is the caller's job. `spawn` with `stdin: true` rejects (a run's stdin is fixed when it starts).
  */
 export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOptions = {}): SandboxSession {
-  if (typeof sandbox?.run !== 'function' || typeof sandbox.files?.read !== 'function') {
-    throw new ZerobootError('INVALID_ARGUMENT', 'Expected `sandbox` to be a zeroboot Sandbox: pass `await zb.sandbox()`.');
-  }
+  assertSandbox(sandbox);
   const shell = options.shell ?? 'shell';
   const files = sandbox.files;
 
@@ -45,10 +41,10 @@ export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOp
     const signals = [abortSignal, kill].filter((s) => s !== undefined);
     try {
       const result = await exec(command, workingDirectory, { ...(env ? { env } : {}), ...streams, ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}) });
-      return { result, exitCode: exitCodeOf(result) };
+      return { result, exitCode: shellExitCode(result) };
     } catch (error) {
       if (abortSignal?.aborted) throw abortSignal.reason;
-      if (kill?.aborted) return { result: undefined, exitCode: 128 + constants.signals.SIGKILL };
+      if (kill?.aborted) return { result: undefined, exitCode: shellExitCode({ exitCode: null, signal: 'SIGKILL' }) };
       throw error;
     }
   };
@@ -81,8 +77,7 @@ export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOp
 
     run: async (options) => {
       const { result, exitCode } = await command(options, {});
-      const stderr = result!.timedOut ? `${result!.stderr}\n[timed out after ${Math.round(result!.durationMs)} ms: the command was killed]` : result!.stderr;
-      return { exitCode, stdout: result!.stdout, stderr };
+      return { exitCode, stdout: result!.stdout, stderr: result!.stderr + timeoutNote(result!) };
     },
 
     spawn: (async (options: CommandOptions & { stdin?: boolean }): Promise<SandboxProcess> => {
@@ -157,11 +152,6 @@ export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOp
 /** A shell word that is exactly `s`. */
 function quote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
-}
-
-function exitCodeOf(result: RunResult): number {
-  if (result.exitCode !== null) return result.exitCode;
-  return 128 + ((result.signal && constants.signals[result.signal as keyof typeof constants.signals]) || constants.signals.SIGKILL);
 }
 
 function notFoundAs<T>(value: T): (error: unknown) => T {
