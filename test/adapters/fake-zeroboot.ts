@@ -159,6 +159,7 @@ function changesBetween(before: Map<string, string>, after: Map<string, string>)
 
 export class FakeZeroboot {
   readonly limits = { timeoutMs: 10_000, memoryMb: 256, maxProcesses: 64, maxOutputBytes: 1 << 20, diskMb: 256 };
+  readonly maxLimits = { timeoutMs: 600_000 };
   readonly open = new Set<FakeSandbox>();
   /** Every run, branch and merge, in order. */
   readonly calls: string[] = [];
@@ -174,6 +175,10 @@ export class FakeZeroboot {
 
   async run(runtime: string, code: string, options: RunOptions = {}): Promise<RunResult> {
     return this.execute(runtime, code, new Map(), options);
+  }
+
+  ownsSandbox(sandbox: unknown): boolean {
+    return this.open.has(sandbox as FakeSandbox);
   }
 
   async sandbox(): Promise<FakeSandbox> {

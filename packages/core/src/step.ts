@@ -10,11 +10,12 @@ import type { RunResult } from './run.js';
 import type { Change, MergeResult, Sandbox } from './sandbox.js';
 import type { Zeroboot } from './zeroboot.js';
 
+const MERGE_POLICIES = ['on-success', 'always', 'never'] as const;
 /** When a call's file changes go back into the workspace. */
-export type MergePolicy = 'on-success' | 'always' | 'never';
+export type MergePolicy = (typeof MERGE_POLICIES)[number];
 
 /** What a step needs of a Zeroboot: structural, so adapters can be tested against a fake. */
-export type StepRunner = Pick<Zeroboot, 'run' | 'stats' | 'limits'>;
+export type StepRunner = Pick<Zeroboot, 'run' | 'stats' | 'limits' | 'maxLimits' | 'ownsSandbox'>;
 
 /** What a step needs of a workspace and of its branches. */
 export interface StepWorkspace {
@@ -56,6 +57,9 @@ export interface StepResult {
  */
 export async function runStep(zb: StepRunner, options: StepOptions): Promise<StepResult> {
   const { runtime, code, workspace, merge = 'on-success', timeoutMs, signal } = options;
+  if (!(MERGE_POLICIES as readonly unknown[]).includes(merge)) throw invalidArgument('merge', "'on-success', 'always' or 'never'", merge);
+  // Before the branch: an aborted call must not make one (nor wait in the workspace's queue for it).
+  if (signal?.aborted) throw new ZerobootError('ABORTED', 'The step was aborted before it started: nothing ran.', { cause: signal.reason });
   const runOptions = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(signal === undefined ? {} : { signal }) };
   if (!workspace) {
     const result = await zb.run(runtime, code, runOptions);
@@ -80,10 +84,13 @@ const nonEmpty = z.string().min(1);
 
 const toolOptionsSchema = z
   .object({
-    zeroboot: z.custom<StepRunner>((v) => typeof (v as StepRunner | null)?.run === 'function' && typeof (v as StepRunner).stats === 'function', 'a Zeroboot instance (await Zeroboot.start())'),
+    zeroboot: z.custom<StepRunner>(
+      (v) => typeof (v as StepRunner | null)?.run === 'function' && typeof (v as StepRunner).stats === 'function' && typeof (v as StepRunner).ownsSandbox === 'function',
+      'a Zeroboot instance (await Zeroboot.start())',
+    ),
     runtimes: z.array(nonEmpty).min(1, 'at least one runtime, e.g. [\'python\']').refine((r) => new Set(r).size === r.length, 'runtimes without duplicates'),
     workspace: z.custom<StepWorkspace>((v) => typeof (v as StepWorkspace | null)?.branch === 'function' && typeof (v as StepWorkspace).merge === 'function', 'a Sandbox (await zb.sandbox())').optional(),
-    merge: z.enum(['on-success', 'always', 'never']).default('on-success'),
+    merge: z.enum(MERGE_POLICIES).default('on-success'),
     name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'a tool name of 1 to 64 letters, digits, _ or -').optional(),
     description: nonEmpty.optional(),
     timeoutMs: z.number().int().min(1).optional(),
@@ -136,6 +143,15 @@ export function resolveCodeToolOptions(options: CodeToolOptions, caller: string)
   if (unknown.length > 0) {
     throw new ZerobootError('INVALID_ARGUMENT', `Invalid \`${caller}.runtimes\`: ${unknown.map((r) => JSON.stringify(r)).join(', ')} ${unknown.length > 1 ? 'are not templates' : 'is not a template'} of this Zeroboot (it has ${templates.join(', ')}): start it with that template, or leave it out.`);
   }
+  // A workspace of another instance would run each call on that instance's templates and limits (or fail
+  // there): every call would go wrong, so say so now.
+  if (parsed.workspace !== undefined && !parsed.zeroboot.ownsSandbox(parsed.workspace)) {
+    throw new ZerobootError('INVALID_ARGUMENT', `Expected \`${caller}.workspace\` to be an open Sandbox of \`${caller}.zeroboot\` (from its zb.sandbox()), got one that is closed or belongs to another Zeroboot instance.`);
+  }
+  const maxTimeoutMs = parsed.zeroboot.maxLimits.timeoutMs;
+  if (parsed.timeoutMs !== undefined && parsed.timeoutMs > maxTimeoutMs) {
+    throw invalidArgument(`${caller}.timeoutMs`, `at most this Zeroboot's maxLimits.timeoutMs (${maxTimeoutMs})`, parsed.timeoutMs);
+  }
   const runtimes = parsed.runtimes as [string, ...string[]];
   return {
     zeroboot: parsed.zeroboot,
@@ -157,7 +173,7 @@ function codeInputSchema(runtimes: [string, ...string[]], timeoutMs: number, lim
       .string()
       .describe(
         `The complete program (not a file name), run from the start in a fresh sandbox with cwd /workspace. ` +
-          `No network. Limits: ${Math.round(timeoutMs / 1000)} s wall clock, ${limits.memoryMb} MB memory, ${limits.diskMb} MB of files; ` +
+          `No network. Limits: ${duration(timeoutMs)} wall clock, ${limits.memoryMb} MB memory, ${limits.diskMb} MB of files; ` +
           `print what you need to see: stdout and stderr come back (long output is cut in the middle).`,
       ),
   });
@@ -216,4 +232,9 @@ function cut(text: string, max: number): string {
   const head = Math.ceil(max * 0.6);
   const tail = max - head;
   return `${text.slice(0, head)}\n[… ${text.length - head - tail} characters cut …]\n${text.slice(text.length - tail)}`;
+}
+
+/** A duration for the model: milliseconds below a second (a 300 ms limit is not "0 s"), else seconds. */
+function duration(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${Number((ms / 1000).toFixed(1))} s`;
 }

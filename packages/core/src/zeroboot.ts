@@ -122,6 +122,16 @@ export class Zeroboot {
     return this.#options.limits;
   }
 
+  /** The most a single run may ask for (`RunOptions.timeoutMs` up to `maxLimits.timeoutMs`). */
+  get maxLimits(): Readonly<{ timeoutMs: number }> {
+    return this.#options.maxLimits;
+  }
+
+  /** @internal Whether `sandbox` is an open Sandbox of this instance: the code tools check their workspace with it. */
+  ownsSandbox(sandbox: unknown): boolean {
+    return this.#sandboxes.has(sandbox as Sandbox);
+  }
+
   /** Runs `code` in a fresh sandbox forked from the template's warm fork-server, then discards the sandbox. */
   async run(runtime: string, code: string, options: RunOptions = {}): Promise<RunResult> {
     if (typeof code !== 'string') throw invalidArgument('code', 'a string of source code', code);

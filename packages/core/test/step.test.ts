@@ -2,7 +2,7 @@
 // both adapters rely on. The same semantics over real sandboxes are tested through the agents in test/adapters.
 import { describe, expect, test } from 'vitest';
 
-import { fakeZeroboot } from '../../../test/adapters/fake-zeroboot.js';
+import { fakeZeroboot, FakeZeroboot } from '../../../test/adapters/fake-zeroboot.js';
 import { describeStep, resolveCodeToolOptions, runStep, ZerobootError, type CodeToolOptions } from '../src/index.js';
 
 async function workspaceWith(files: Record<string, string>) {
@@ -64,6 +64,35 @@ describe('runStep', () => {
     expect(zb.open.size).toBe(1);
   });
 
+  test('an abort that lands after the run, before the merge, rejects with ABORTED and merges nothing', async () => {
+    const controller = new AbortController();
+    const zb = new FakeZeroboot({
+      js: (_code, files) => {
+        files.set('a', '2');
+        controller.abort(); // the run itself completed: the signal fires while the step diffs
+        return { exitCode: 0 };
+      },
+    });
+    const workspace = await zb.sandbox();
+    await workspace.files.write('a', '1');
+    await expect(runStep(zb, { runtime: 'js', code: '', workspace, signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED', message: /after its run/ });
+    expect(workspace.contents.get('a')).toBe('1');
+    expect(zb.calls).toEqual(['branch', 'run js']);
+    expect(zb.open.size).toBe(1);
+  });
+
+  test('an already-aborted signal rejects with ABORTED before any branch is made', async () => {
+    const { zb, workspace } = await workspaceWith({});
+    await expect(runStep(zb, { runtime: 'js', code: '', workspace, signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(zb.calls).toEqual([]);
+  });
+
+  test('a merge policy that is not one is INVALID_ARGUMENT, not "never"', async () => {
+    const { zb, workspace } = await workspaceWith({});
+    await expect(runStep(zb, { runtime: 'js', code: '', workspace, merge: 'on-sucess' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: /`merge`/ });
+    expect(zb.calls).toEqual([]);
+  });
+
   test('a run that throws (an unknown runtime) closes the branch and rethrows', async () => {
     const { zb, workspace } = await workspaceWith({});
     await expect(runStep(zb, { runtime: 'ruby', code: 'puts 1', workspace })).rejects.toMatchObject({ code: 'UNKNOWN_RUNTIME' });
@@ -114,6 +143,20 @@ describe('resolveCodeToolOptions', () => {
     expect(resolved.inputSchema.shape.runtime.description).toContain("'python' = Python 3");
   });
 
+  test('a sub-second timeout is described in milliseconds, not as "0 s"', () => {
+    expect(resolveCodeToolOptions({ zeroboot: zb, runtimes: ['python'], timeoutMs: 300 }, 'codeTool').inputSchema.shape.code.description).toContain('Limits: 300 ms wall clock');
+    expect(resolveCodeToolOptions({ zeroboot: zb, runtimes: ['python'], timeoutMs: 2500 }, 'codeTool').inputSchema.shape.code.description).toContain('Limits: 2.5 s wall clock');
+  });
+
+  test('a workspace must be an open sandbox of this instance', async () => {
+    const other = await fakeZeroboot().sandbox();
+    const closed = await zb.sandbox();
+    await closed.close();
+    for (const workspace of [other, closed]) {
+      expect(() => resolveCodeToolOptions({ zeroboot: zb, runtimes: ['python'], workspace }, 'codeTool')).toThrow(/`codeTool.workspace` to be an open Sandbox of `codeTool.zeroboot`/);
+    }
+  });
+
   test.each([
     [{ runtimes: ['python'] }, /`createCodeTool.zeroboot`: a Zeroboot instance/],
     [{ zeroboot: zb, runtimes: [] }, /`createCodeTool.runtimes`: at least one runtime/],
@@ -123,6 +166,7 @@ describe('resolveCodeToolOptions', () => {
     [{ zeroboot: zb, runtimes: ['python'], workspace: {} }, /`createCodeTool.workspace`: a Sandbox/],
     [{ zeroboot: zb, runtimes: ['python'], name: 'run code!' }, /`createCodeTool.name`/],
     [{ zeroboot: zb, runtimes: ['python'], timeoutMs: -1 }, /`createCodeTool.timeoutMs`/],
+    [{ zeroboot: zb, runtimes: ['python'], timeoutMs: 10_000_000 }, /`createCodeTool.timeoutMs` to be at most this Zeroboot's maxLimits.timeoutMs \(600000\), got 10000000/],
     [{ zeroboot: zb, runtimes: ['python'], mrege: 'never' }, /Unknown option `createCodeTool.mrege`/],
   ])('%o is INVALID_ARGUMENT naming the field', (options, message) => {
     let error: unknown;
