@@ -215,11 +215,9 @@ export function describeStep(step: StepResult, maxOutputChars = 4000): string {
   if (result.truncated) lines.push('(output past the sandbox limit was dropped)');
   if (result.stdout === '' && result.stderr === '') lines.push('(no output)');
   if (!step.workspace) return lines.join('\n');
-  const files = step.changes.slice(0, 50).map((c) => `${c.path} (${c.kind})`);
-  if (step.changes.length > 50) files.push(`… and ${step.changes.length - 50} more`);
-  lines.push(`files changed: ${files.length > 0 ? files.join(', ') : 'none'}`);
+  lines.push(`files changed: ${step.changes.length > 0 ? firstOf(step.changes.map((c) => `${c.path} (${c.kind})`)) : 'none'}`);
   if (step.conflicts.length > 0) {
-    lines.push(`NOT APPLIED: another call changed ${step.conflicts.map((c) => c.path).join(', ')} in the workspace while this one ran, so none of this call's changes were kept. Read the current files and try again.`);
+    lines.push(`NOT APPLIED: another call changed ${firstOf(step.conflicts.map((c) => c.path))} in the workspace while this one ran, so none of this call's changes were kept. Read the current files and try again.`);
   } else if (step.changes.length > 0) {
     lines.push(step.merged ? 'These changes are now in the workspace.' : "These changes were discarded: the workspace is as it was before this call.");
   }
@@ -229,9 +227,23 @@ export function describeStep(step: StepResult, maxOutputChars = 4000): string {
 /** At most `max` characters: the head and the tail, with a marker saying how much was cut between them. */
 function cut(text: string, max: number): string {
   if (text.length <= max) return text;
-  const head = Math.ceil(max * 0.6);
-  const tail = max - head;
-  return `${text.slice(0, head)}\n[… ${text.length - head - tail} characters cut …]\n${text.slice(text.length - tail)}`;
+  let head = Math.ceil(max * 0.6);
+  let tailStart = text.length - (max - head);
+  // Never between the two halves of a surrogate pair (an emoji, say): a lone half is not valid UTF-16,
+  // and becomes U+FFFD or a JSON error on its way to the model.
+  if (isHighSurrogate(text.charCodeAt(head - 1))) head--;
+  if (isLowSurrogate(text.charCodeAt(tailStart))) tailStart++;
+  return `${text.slice(0, head)}\n[… ${tailStart - head} characters cut …]\n${text.slice(tailStart)}`;
+}
+
+const isHighSurrogate = (unit: number) => unit >= 0xd800 && unit <= 0xdbff;
+const isLowSurrogate = (unit: number) => unit >= 0xdc00 && unit <= 0xdfff;
+
+/** The first `max` items, then how many more there are: a list the model reads stays short. */
+function firstOf(items: string[], max = 50): string {
+  const shown = items.slice(0, max);
+  if (items.length > max) shown.push(`… and ${items.length - max} more`);
+  return shown.join(', ');
 }
 
 /** A duration for the model: milliseconds below a second (a 300 ms limit is not "0 s"), else seconds. */

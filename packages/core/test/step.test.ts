@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'vitest';
 
 import { fakeZeroboot, FakeZeroboot } from '../../../test/adapters/fake-zeroboot.js';
-import { describeStep, resolveCodeToolOptions, runStep, ZerobootError, type CodeToolOptions } from '../src/index.js';
+import { describeStep, resolveCodeToolOptions, runStep, ZerobootError, type CodeToolOptions, type RunResult, type StepResult } from '../src/index.js';
 
 async function workspaceWith(files: Record<string, string>) {
   const zb = fakeZeroboot();
@@ -129,6 +129,24 @@ describe('describeStep', () => {
     expect(text).toContain('f49 (added), … and 10 more');
     expect(text).not.toContain('f50 (added)');
   });
+
+  test('a long conflict list is cut like the list of changed files', () => {
+    const conflicts = Array.from({ length: 3000 }, (_, i) => ({ path: `src/file-${i}.ts` }));
+    const step: StepResult = { runtime: 'js', result: runResult({}), changes: [{ path: 'x', kind: 'added' }], workspace: true, merged: false, conflicts };
+    const text = describeStep(step);
+    expect(text).toContain('src/file-49.ts, … and 2950 more in the workspace while this one ran');
+    expect(text).not.toContain('src/file-50.ts');
+    expect(text.length).toBeLessThan(2000);
+  });
+
+  test('output is never cut between the two halves of a surrogate pair', () => {
+    const step: StepResult = { runtime: 'js', result: runResult({ stdout: `ab${'😀'.repeat(5000)}` }), changes: [], workspace: false, merged: false, conflicts: [] };
+    for (const max of [1000, 1001, 1002]) {
+      const text = describeStep(step, max);
+      expect(text).toContain('characters cut');
+      expect(text.isWellFormed()).toBe(true);
+    }
+  });
 });
 
 describe('resolveCodeToolOptions', () => {
@@ -179,3 +197,7 @@ describe('resolveCodeToolOptions', () => {
     expect((error as Error).message).toMatch(message);
   });
 });
+
+function runResult(partial: Partial<RunResult>): RunResult {
+  return { stdout: '', stderr: '', exitCode: 0, signal: null, timedOut: false, truncated: false, durationMs: 1, outcome: 'exited', ...partial };
+}
