@@ -7,6 +7,8 @@ export { shellExitCode, timeoutNote, assertSandbox } from './commands.js';
 export {
   runStep,
   describeStep,
+  describeStepError,
+  isStepAborted,
   resolveCodeToolOptions,
   type StepOptions,
   type StepResult,

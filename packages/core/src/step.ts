@@ -250,3 +250,31 @@ function firstOf(items: string[], max = 50): string {
 function duration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${Number((ms / 1000).toFixed(1))} s`;
 }
+
+/**
+ * What the model reads when a step threw instead of giving a result (ABORTED aside: the adapters pass an abort
+ * on, as their frameworks expect). The error's own message is for the application: it can name host paths and
+ * options the model has no use for. The text says what happened and whether retrying makes sense.
+ */
+export function describeStepError(error: unknown, tool = 'This tool'): string {
+  switch (ZerobootError.isInstance(error) ? error.code : undefined) {
+    case 'SANDBOX_CLOSED':
+      return `${tool} is no longer available: the application closed its sandbox, so nothing ran. Retrying will not help; go on without it.`;
+    case 'FORKSERVER_DIED':
+      return `The sandbox service restarted while this call ran (not because of your code), so the call did not complete. Retrying the same call should work.`;
+    case 'DISK_QUOTA_EXCEEDED':
+      return `The call's files did not fit in the sandbox's disk limit, so none of its changes were kept. Write less (or delete files first) and try again.`;
+    case 'ABORTED':
+      return 'The call was cancelled before it finished.';
+    case 'INVALID_ARGUMENT':
+    case 'UNKNOWN_RUNTIME':
+      return `${tool} cannot run code as the application set it up (not because of your code). Retrying will not help; go on without it.`;
+    default:
+      return `${tool} failed on the host (not because of your code), so the call did not complete. You may retry once; if it fails again, go on without it.`;
+  }
+}
+
+/** Whether a step's error is its abort (or came with it): adapters pass those on instead of telling the model. */
+export function isStepAborted(error: unknown, signal: AbortSignal | undefined): boolean {
+  return (ZerobootError.isInstance(error) && error.code === 'ABORTED') || signal?.aborted === true;
+}

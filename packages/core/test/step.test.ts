@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'vitest';
 
 import { fakeZeroboot, FakeZeroboot } from '../../../test/adapters/fake-zeroboot.js';
-import { describeStep, resolveCodeToolOptions, runStep, ZerobootError, type CodeToolOptions, type RunResult, type StepResult } from '../src/index.js';
+import { describeStep, describeStepError, isStepAborted, resolveCodeToolOptions, runStep, ZerobootError, type CodeToolOptions, type RunResult, type StepResult } from '../src/index.js';
 
 async function workspaceWith(files: Record<string, string>) {
   const zb = fakeZeroboot();
@@ -146,6 +146,34 @@ describe('describeStep', () => {
       expect(text).toContain('characters cut');
       expect(text.isWellFormed()).toBe(true);
     }
+  });
+});
+
+describe('describeStepError', () => {
+  test('says what happened and whether to retry, never the error message (host paths) itself', () => {
+    const hostError = Object.assign(new Error("ENOSPC: no space left on device, open '/var/tmp/zeroboot/zb-123/layers/9/f'"), { code: 'ENOSPC' });
+    const cases: Array<[unknown, RegExp]> = [
+      [new ZerobootError('SANDBOX_CLOSED', 'This sandbox is closed: make a new one with zb.sandbox()'), /^run_code is no longer available.*Retrying will not help/],
+      [new ZerobootError('FORKSERVER_DIED', 'fork-server of python exited (status 9)'), /restarted.*Retrying the same call should work/],
+      [new ZerobootError('DISK_QUOTA_EXCEEDED', 'past limits.diskMb'), /disk limit.*try again/],
+      [new ZerobootError('INVALID_ARGUMENT', '200 layers deep'), /cannot run code as the application set it up.*Retrying will not help/],
+      [new ZerobootError('SANDBOX_SETUP_FAILED', 'mount /var/tmp/zeroboot failed'), /failed on the host \(not because of your code\).*retry once/],
+      [hostError, /failed on the host \(not because of your code\).*retry once/],
+      ['a string', /failed on the host/],
+    ];
+    for (const [error, text] of cases) {
+      const described = describeStepError(error, 'run_code');
+      expect(described).toMatch(text);
+      expect(described).not.toMatch(/\/var\/tmp|zb\.sandbox|limits\.|fix your mistakes/);
+    }
+    expect(describeStepError(new ZerobootError('SANDBOX_CLOSED', ''))).toMatch(/^This tool is no longer available/);
+  });
+
+  test('isStepAborted: ABORTED, or any error once the call was aborted', () => {
+    expect(isStepAborted(new ZerobootError('ABORTED', ''), undefined)).toBe(true);
+    expect(isStepAborted(new ZerobootError('SANDBOX_CLOSED', ''), AbortSignal.abort())).toBe(true);
+    expect(isStepAborted(new ZerobootError('SANDBOX_CLOSED', ''), new AbortController().signal)).toBe(false);
+    expect(isStepAborted(new Error('x'), undefined)).toBe(false);
   });
 });
 

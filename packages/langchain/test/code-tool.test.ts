@@ -6,8 +6,8 @@ import { toJsonSchema } from '@langchain/core/utils/json_schema';
 import { ZerobootError, type CodeToolOptions } from '@zeroboot/core';
 import { describe, expect, test } from 'vitest';
 
-import { fakeZeroboot } from '../../../test/adapters/fake-zeroboot.js';
-import { createCodeTool, type CodeToolArtifact } from '../src/index.js';
+import { fakeZeroboot, FakeZeroboot } from '../../../test/adapters/fake-zeroboot.js';
+import { createCodeTool, type CodeToolArtifact, type CodeToolErrorArtifact } from '../src/index.js';
 
 const call = (args: Record<string, unknown>, id = 'call-1') => ({ type: 'tool_call' as const, id, name: 'run_code', args });
 
@@ -70,6 +70,27 @@ describe('createCodeTool', () => {
     setTimeout(() => controller.abort(), 10);
     await expect(pending).rejects.toThrow();
     expect(zb.open.size).toBe(1); // the branch was closed
+  });
+
+  test('a step that throws is an error ToolMessage saying what happened, the error as artifact; never the error text (host paths)', async () => {
+    const zb = fakeZeroboot();
+    const workspace = await zb.sandbox();
+    const runCode = createCodeTool({ zeroboot: zb, runtimes: ['js'], workspace });
+    await workspace.close();
+    const closed = await runCode.invoke(call({ runtime: 'js', code: 'return {}' }, 'closed'));
+    expect(closed).toMatchObject({ status: 'error', tool_call_id: 'closed', name: 'run_code' });
+    expect(closed.content).toMatch(/^run_code is no longer available: the application closed its sandbox.*Retrying will not help/);
+    expect((closed.artifact as CodeToolErrorArtifact).error).toMatchObject({ code: 'SANDBOX_CLOSED' });
+
+    const hostError = new Error("EACCES: permission denied, open '/var/tmp/zeroboot/zb-1/layers/7/x'");
+    const failing = createCodeTool({ zeroboot: new FakeZeroboot({ js: () => Promise.reject(hostError) }), runtimes: ['js'] });
+    const failed = await failing.invoke(call({ runtime: 'js', code: '' }, 'host'));
+    expect(failed).toMatchObject({ status: 'error', tool_call_id: 'host' });
+    expect(failed.content).toMatch(/^run_code failed on the host \(not because of your code\)/);
+    expect(failed.content).not.toMatch(/\/var\/tmp|EACCES|fix your mistakes/);
+    expect((failed.artifact as CodeToolErrorArtifact).error).toBe(hostError);
+    // Invoked directly (no tool call, no model), the application gets the error itself.
+    await expect(failing.invoke({ runtime: 'js', code: '' })).rejects.toBe(hostError);
   });
 
   test('bad options throw INVALID_ARGUMENT naming the field', () => {

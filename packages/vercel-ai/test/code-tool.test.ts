@@ -4,9 +4,14 @@ import { ZerobootError, type CodeToolOptions } from '@zeroboot/core';
 import { asSchema } from 'ai';
 import { describe, expect, test } from 'vitest';
 
-import { fakeZeroboot } from '../../../test/adapters/fake-zeroboot.js';
+import { fakeZeroboot, FakeZeroboot } from '../../../test/adapters/fake-zeroboot.js';
 import { codeTool, type CodeToolOutput } from '../src/index.js';
 
+const zerobootError = (promise: Promise<unknown>): Promise<ZerobootError> =>
+  promise.then(
+    () => expect.unreachable('resolved'),
+    (error: unknown) => (expect(ZerobootError.isInstance(error)).toBe(true), error as ZerobootError),
+  );
 const options = (abortSignal?: AbortSignal) => ({ toolCallId: 'call-1', messages: [], context: {}, ...(abortSignal ? { abortSignal } : {}) });
 
 describe('codeTool', () => {
@@ -43,6 +48,28 @@ describe('codeTool', () => {
     setTimeout(() => controller.abort(), 10);
     await expect(pending).rejects.toMatchObject({ code: 'ABORTED' });
     expect(zb.open.size).toBe(1);
+  });
+
+  test('a step that throws is a tool error whose message says what happened, the error as cause; never the error text (host paths)', async () => {
+    const zb = fakeZeroboot();
+    const workspace = await zb.sandbox();
+    const runCode = codeTool({ zeroboot: zb, runtimes: ['js'], workspace });
+    await workspace.close();
+    const closed = await zerobootError(runCode.execute!({ runtime: 'js', code: 'return {}' }, options()) as Promise<unknown>);
+    expect(closed.code).toBe('SANDBOX_CLOSED');
+    expect(closed.message).toMatch(/^This tool is no longer available: the application closed its sandbox/);
+    expect(closed.cause).toMatchObject({ code: 'SANDBOX_CLOSED' });
+
+    const hostError = new Error("EACCES: permission denied, open '/var/tmp/zeroboot/zb-1/layers/7/x'");
+    const failing = codeTool({ zeroboot: new FakeZeroboot({ js: () => Promise.reject(hostError) }), runtimes: ['js'] });
+    const failed = await zerobootError(failing.execute!({ runtime: 'js', code: '' }, options()) as Promise<unknown>);
+    expect(failed.message).toMatch(/^This tool failed on the host \(not because of your code\)/);
+    expect(failed.message).not.toMatch(/\/var\/tmp|EACCES/);
+    expect(failed.cause).toBe(hostError);
+  });
+
+  test('`name` is refused: an AI SDK tool is named by its key in tools', () => {
+    expect(() => codeTool({ zeroboot: fakeZeroboot(), runtimes: ['js'], name: 'x' } as never)).toThrow(/Unknown option `codeTool.name`.*key in `tools`/);
   });
 
   test('bad options throw INVALID_ARGUMENT naming the field', () => {
