@@ -5,7 +5,7 @@
 import { AIMessage, ToolMessage } from '@langchain/core/messages';
 import { fakeModel } from '@langchain/core/testing';
 import { Zeroboot } from '@zeroboot/core';
-import { ZerobootSandbox } from '@zeroboot/langchain';
+import { ZerobootSandbox } from '@zeroboot/langchain/deep-agents';
 import { createDeepAgent } from 'deepagents';
 
 import { modelSees, ms, realModelChoice } from './lib/report.ts';

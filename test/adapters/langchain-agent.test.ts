@@ -3,7 +3,8 @@
 // workspace's files, the ToolMessages the model got, the branches left open and the processes left running.
 import { AIMessage, ToolMessage, type BaseMessage } from '@langchain/core/messages';
 import { fakeModel } from '@langchain/core/testing';
-import { createCodeTool, ZerobootSandbox, type CodeToolArtifact } from '@zeroboot/langchain';
+import { createCodeTool, type CodeToolArtifact } from '@zeroboot/langchain';
+import { ZerobootSandbox } from '@zeroboot/langchain/deep-agents';
 import { createDeepAgent } from 'deepagents';
 import { createAgent } from 'langchain';
 import { describe, expect, test } from 'vitest';

@@ -1,2 +1,2 @@
 export { createCodeTool, type CodeToolArtifact, type CodeToolErrorArtifact, type CodeToolOptions } from './code-tool.js';
-export { ZerobootSandbox, type ZerobootSandboxOptions } from './zeroboot-sandbox.js';
+// ZerobootSandbox, the Deep Agents backend, is imported from '@zeroboot/langchain/deep-agents'.

@@ -1,20 +1,11 @@
 // A Deep Agents backend over a zeroboot Sandbox. BaseSandbox builds ls, read, write, edit, glob and grep
 // from execute, uploadFiles and downloadFiles; here they are a shell run and the files API over the
-// sandbox's persistent filesystem.
+// sandbox's persistent filesystem. Its own entry point, @zeroboot/langchain/deep-agents: deepagents is an
+// optional peer dependency and takes ~500 ms to load, which the code tool's users should not pay.
 import { constants } from 'node:os';
 
 import { ZerobootError, assertSandbox, shellExitCode, timeoutNote, type Sandbox } from '@zeroboot/core';
-import type { BaseSandbox as DeepAgentsBaseSandbox, ExecuteResponse, FileDownloadResponse, FileOperationError, FileUploadResponse } from 'deepagents';
-
-// deepagents is an optional peer dependency: without it, the code tool still loads and only this class,
-// when constructed, says what to install.
-const BaseSandbox: typeof DeepAgentsBaseSandbox =
-  (await import('deepagents').catch(() => undefined))?.BaseSandbox ??
-  (class {
-    constructor() {
-      throw new ZerobootError('INVALID_ARGUMENT', 'ZerobootSandbox is a Deep Agents backend: install the `deepagents` package (pnpm add deepagents) to use it.');
-    }
-  } as unknown as typeof DeepAgentsBaseSandbox);
+import { BaseSandbox, type ExecuteResponse, type FileDownloadResponse, type FileOperationError, type FileUploadResponse } from 'deepagents';
 
 export interface ZerobootSandboxOptions {
   /** The template commands run in: a shell (`bash -c`). Default: 'shell'. */
@@ -24,9 +15,9 @@ export interface ZerobootSandboxOptions {
 }
 
 /**
- * `createDeepAgent({ backend: new ZerobootSandbox(await zb.sandbox()) })`: the agent's file tools and its
- * `execute` tool work inside the sandbox. Paths are absolute inside it; /workspace and /tmp are writable.
- * Closing the Sandbox is the caller's job.
+ * `createDeepAgent({ backend: new ZerobootSandbox(await zb.sandbox()) })`, from `@zeroboot/langchain/deep-agents`:
+ * the agent's file tools and its `execute` tool work inside the sandbox. Paths are absolute inside it;
+ * /workspace and /tmp are writable. Closing the Sandbox is the caller's job.
  */
 export class ZerobootSandbox extends BaseSandbox {
   readonly id: string;

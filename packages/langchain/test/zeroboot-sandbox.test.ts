@@ -3,7 +3,7 @@ import type { Sandbox } from '@zeroboot/core';
 import { describe, expect, test } from 'vitest';
 
 import { fakeZeroboot } from '../../../test/adapters/fake-zeroboot.js';
-import { ZerobootSandbox } from '../src/index.js';
+import { ZerobootSandbox } from '../src/zeroboot-sandbox.js';
 
 async function backend() {
   const zb = fakeZeroboot();
