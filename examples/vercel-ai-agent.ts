@@ -61,7 +61,7 @@ const result = await generateText({
   onStepEnd: (step) => {
     console.log(`step ${step.stepNumber + 1} (${ms(performance.now() - stepStartedAt)}):`);
     for (const part of step.content) {
-      if (part.type === 'tool-result') {
+      if (part.type === 'tool-result' && !part.dynamic) {
         const { result: run, changes, merged, conflicts } = part.output;
         const outcome = conflicts.length > 0 ? 'conflict, not applied' : merged ? 'merged' : changes.length > 0 ? 'discarded' : 'no changes';
         console.log(`  ${part.toolName}(${part.input.runtime}) ${part.toolCallId}: exit ${run.exitCode}, run ${ms(run.durationMs)}, ${outcome}`);
