@@ -27,7 +27,8 @@ const scripted = fakeModel()
     { name: 'run_code', id: 'done-1', args: { runtime: 'python', code: "open('sorted.txt', 'a').write('celebrate\\n')" } },
     { name: 'run_code', id: 'done-2', args: { runtime: 'shell', code: 'echo "rest" >> sorted.txt' } },
   ])
-  .respond(new AIMessage('sorted.txt has the sorted list plus "celebrate"; the second edit conflicted and was not applied.'));
+  // Which of the two parallel edits merges first is a race: the answer does not claim either.
+  .respond(new AIMessage('sorted.txt has the sorted list plus one of the two new items; the other parallel edit conflicted and was not applied.'));
 
 const choice = realModelChoice({ openai: 'gpt-4.1-mini', anthropic: 'claude-sonnet-4-5' });
 const model = choice ? `${choice.provider}:${choice.model}` : scripted;
