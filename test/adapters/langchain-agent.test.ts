@@ -27,8 +27,9 @@ describe('createAgent with createCodeTool over a workspace', () => {
     const model = fakeModel()
       .respondWithTools([{ name: 'run_code', id: 'inc', args: { runtime: 'python', code: 'n = int(open("count.txt").read()); open("count.txt", "w").write(f"{n + 1}\\n"); print(n + 1)' } }])
       .respondWithTools([{ name: 'run_code', id: 'fail', args: { runtime: 'shell', code: 'echo 999 > count.txt; exit 7' } }])
+      // left sleeps 1.5 s so that right branches, runs and merges first even on a loaded 2-core machine.
       .respondWithTools([
-        { name: 'run_code', id: 'left', args: { runtime: 'python', code: 'import time; time.sleep(0.2); open("count.txt", "a").write("left\\n")' } },
+        { name: 'run_code', id: 'left', args: { runtime: 'python', code: 'import time; time.sleep(1.5); open("count.txt", "a").write("left\\n")' } },
         { name: 'run_code', id: 'right', args: { runtime: 'shell', code: 'echo right >> count.txt' } },
       ])
       .respondWithTools([

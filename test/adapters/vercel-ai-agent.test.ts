@@ -45,8 +45,9 @@ describe('generateText with codeTool over a workspace', () => {
       doGenerate: [
         respond({ id: 'inc', input: { runtime: 'python', code: 'n = int(open("count.txt").read()); open("count.txt", "w").write(f"{n + 1}\\n"); print(n + 1)' } }),
         respond({ id: 'fail', input: { runtime: 'shell', code: 'echo 999 > count.txt; echo broke >&2; exit 7' } }),
+        // left sleeps 1.5 s so that right branches, runs and merges first even on a loaded 2-core machine.
         respond(
-          { id: 'left', input: { runtime: 'python', code: 'import time; time.sleep(0.2); open("count.txt", "a").write("left\\n")' } },
+          { id: 'left', input: { runtime: 'python', code: 'import time; time.sleep(1.5); open("count.txt", "a").write("left\\n")' } },
           { id: 'right', input: { runtime: 'shell', code: 'echo right >> count.txt; echo extra > extra.txt' } },
         ),
         respond({ id: 'ruby', input: { runtime: 'ruby', code: 'puts 1' } }, { id: 'no-code', input: { runtime: 'python' } }),
