@@ -95,9 +95,14 @@ describe('createSandboxSession over a zeroboot Sandbox', () => {
     await expect(session.writeTextFile({ path: 'dir', content: 'x' })).rejects.toThrow(/is a directory/);
   });
 
-  test('bytes go in and out unchanged, in any encoding Node knows', async () => {
+  test('bytes go in and out unchanged; readTextFile reads back what writeTextFile wrote, in each encoding they take', async () => {
     await using sandbox = await zb().sandbox();
     const session = createSandboxSession(sandbox);
+    const text = 'caf\u00e9 \u0080\u0099\u00ff'; // 0x80-0x9f: windows-1252 (TextDecoder's "latin1") reads them as other characters
+    for (const encoding of ['utf-8', 'UTF-8', 'utf8', 'utf-16le', 'latin1']) {
+      await session.writeTextFile({ path: 't.txt', content: text, encoding });
+      expect(await session.readTextFile({ path: 't.txt', encoding })).toBe(text);
+    }
     await session.writeTextFile({ path: 'latin1.txt', content: 'café', encoding: 'latin1' });
     expect(await session.readBinaryFile({ path: 'latin1.txt' })).toEqual(new Uint8Array([0x63, 0x61, 0x66, 0xe9]));
     expect(await session.readTextFile({ path: 'latin1.txt', encoding: 'latin1' })).toBe('café');

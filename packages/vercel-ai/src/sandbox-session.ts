@@ -66,7 +66,7 @@ export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOp
   };
 
   const stat = async ({ path, abortSignal }: { path: string; abortSignal?: AbortSignal }) => {
-    const { exitCode, stdout } = await probe(`stat -L -c '%F|%s' -- ${quote(path)} 2>/dev/null`, abortSignal);
+    const { exitCode, stdout } = await probe(`stat -L -c '%F|%s' -- ${quote(checkedPath(path))} 2>/dev/null`, abortSignal);
     if (exitCode !== 0) return null;
     const [kind = '', size = '0'] = stdout.trim().split('|');
     return { type: kind === 'directory' ? ('directory' as const) : kind.includes('regular') ? ('file' as const) : ('other' as const), size: Number(size) };
@@ -77,7 +77,9 @@ export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOp
 
     run: async (options) => {
       const { result, exitCode } = await command(options, {});
-      return { exitCode, stdout: result!.stdout, stderr: result!.stderr + timeoutNote(result!) };
+      // The AI SDK's result has no field for either: the agent reads them at the end of stderr.
+      const dropped = result!.truncated ? '\n[output past the sandbox limit (maxOutputBytes) was dropped]' : '';
+      return { exitCode, stdout: result!.stdout, stderr: result!.stderr + timeoutNote(result!) + dropped };
     },
 
     spawn: (async (options: CommandOptions & { stdin?: boolean }): Promise<SandboxProcess> => {
@@ -113,10 +115,11 @@ export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOp
       return bytes === null ? null : new ReadableStream<Uint8Array>({ start: (controller) => (controller.enqueue(bytes), controller.close()) });
     },
     readBinaryFile,
-    readTextFile: async ({ encoding = 'utf-8', startLine, endLine, ...options }) => {
+    readTextFile: async ({ encoding, startLine, endLine, ...options }) => {
+      const nodeEncoding = textEncoding(encoding);
       const bytes = await readBinaryFile(options);
       if (bytes === null) return null;
-      const text = new TextDecoder(encoding).decode(bytes);
+      const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(nodeEncoding);
       if (startLine === undefined && endLine === undefined) return text;
       const lines = text.split(/(?<=\n)/); // each line keeps its newline, so a slice joins back exactly
       return lines.slice(Math.max(0, (startLine ?? 1) - 1), endLine ?? lines.length).join('');
@@ -124,9 +127,8 @@ export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOp
 
     writeFile: async ({ content, ...options }) => writeBinaryFile({ ...options, content: new Uint8Array(await new Response(content).arrayBuffer()) }),
     writeBinaryFile,
-    writeTextFile: async ({ content, encoding = 'utf-8', ...options }) => {
-      if (!Buffer.isEncoding(encoding)) throw new ZerobootError('INVALID_ARGUMENT', `Expected \`encoding\` to be one Node.js can encode (utf-8, latin1, utf16le, ascii…), got ${JSON.stringify(encoding)}.`);
-      await writeBinaryFile({ ...options, content: Buffer.from(content, encoding) });
+    writeTextFile: async ({ content, encoding, ...options }) => {
+      await writeBinaryFile({ ...options, content: Buffer.from(content, textEncoding(encoding)) });
     },
 
     stat,
@@ -139,7 +141,7 @@ export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOp
       throw new ZerobootError('INVALID_ARGUMENT', `${JSON.stringify(path)} is not a directory: list a directory, or read the file.`);
     },
     deleteFile: async ({ path, abortSignal }) => {
-      const p = quote(path);
+      const p = quote(checkedPath(path));
       const { exitCode, stderr } = await probe(`if [ -d ${p} ] && [ ! -L ${p} ]; then exit 3; elif [ -e ${p} ] || [ -L ${p} ]; then rm -f -- ${p}; else exit 4; fi`, abortSignal);
       if (exitCode === 0) return true;
       if (exitCode === 4) return false;
@@ -147,6 +149,28 @@ export function createSandboxSession(sandbox: Sandbox, options: SandboxSessionOp
       throw new ZerobootError('INVALID_ARGUMENT', `Could not delete ${JSON.stringify(path)}: ${stderr.trim() || `rm exited with ${exitCode}`}.`);
     },
   };
+}
+
+/**
+ * The text encodings readTextFile and writeTextFile take, the same both ways so that what is written reads
+ * back: Node's, by the names the AI SDK's WHATWG-style default ('utf-8') suggests, too. Not TextDecoder's
+ * labels: its 'latin1' is windows-1252, which does not round-trip, and it cannot encode. Not Node's binary
+ * encodings either ('hex' of text that is not hex writes nothing).
+ */
+const TEXT_ENCODINGS: Record<string, BufferEncoding> = { 'utf-8': 'utf8', utf8: 'utf8', 'utf-16le': 'utf16le', utf16le: 'utf16le', latin1: 'latin1', ascii: 'ascii' };
+
+function textEncoding(encoding: string | undefined): BufferEncoding {
+  const known = TEXT_ENCODINGS[(encoding ?? 'utf-8').toLowerCase()];
+  if (known === undefined) throw new ZerobootError('INVALID_ARGUMENT', `Expected \`encoding\` to be one of 'utf-8', 'utf-16le', 'latin1', 'ascii', got ${JSON.stringify(encoding)}. Read or write the bytes (readBinaryFile, writeBinaryFile) for anything else.`);
+  return known;
+}
+
+/** A path the shell probes (stat, deleteFile) can take, checked as the files API checks its own. */
+function checkedPath(path: unknown): string {
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) {
+    throw new ZerobootError('INVALID_ARGUMENT', `Expected \`path\` to be a non-empty string without NUL bytes, got ${JSON.stringify(path)}.`);
+  }
+  return path;
 }
 
 /** A shell word that is exactly `s`. */

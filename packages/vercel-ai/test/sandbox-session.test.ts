@@ -41,10 +41,26 @@ describe('createSandboxSession (files)', () => {
     expect(await s.readTextFile({ path: 'a.txt', endLine: 99 })).toBe('one\ntwo\nthree\n');
   });
 
-  test('writeTextFile rejects an encoding Node cannot encode, writing nothing', async () => {
+  test('an encoding outside that set is INVALID_ARGUMENT both ways, and nothing is written', async () => {
     const { sandbox, session: s } = await session();
-    await expect(s.writeTextFile({ path: 'x', content: 'x', encoding: 'klingon' })).rejects.toThrow(/Expected `encoding`/);
+    await s.writeTextFile({ path: 'r.txt', content: 'x' });
+    for (const encoding of ['klingon', 'hex', 'base64', 'shift_jis']) {
+      await expect(s.writeTextFile({ path: 'x', content: 'x', encoding })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: /Expected `encoding`/ });
+      await expect(s.readTextFile({ path: 'r.txt', encoding })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: /Expected `encoding`/ });
+    }
     expect(sandbox.contents.has('x')).toBe(false);
+  });
+
+  test('stat and deleteFile reject an empty path, as the other methods do', async () => {
+    const { session: s } = await session();
+    await expect(s.deleteFile({ path: '' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: /Expected `path`/ });
+    await expect(s.stat({ path: '' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
+  test('run says at the end of stderr that output was dropped at the sandbox limit, or that the command timed out', async () => {
+    const { session: s } = await session();
+    expect(await s.run({ command: "return { stdout: 'x', stderr: 'e', truncated: true }" })).toEqual({ exitCode: 0, stdout: 'x', stderr: 'e\n[output past the sandbox limit (maxOutputBytes) was dropped]' });
+    expect((await s.run({ command: "return { exitCode: null, signal: 'SIGKILL', timedOut: true, durationMs: 300 }" })).stderr).toBe('\n[timed out after 300 ms: the command was killed]');
   });
 
   test('writing over a directory and reading one reject', async () => {
