@@ -95,6 +95,7 @@ class FakeFiles {
     this.#check();
     if (path.startsWith('/usr')) throw new ZerobootError('INVALID_ARGUMENT', `${path} is read-only`, { errno: 30 });
     if (path.includes('..')) throw new ZerobootError('PATH_OUTSIDE_SANDBOX', `${path} climbs out`);
+    if (path.startsWith('full/')) throw new ZerobootError('DISK_QUOTA_EXCEEDED', `The sandbox's disk is full: ${path} was not written.`);
     if (this.#isDir(path)) throw new ZerobootError('INVALID_ARGUMENT', `${path} is a directory`, { errno: 21 });
     this.contents.set(normal(path), typeof content === 'string' ? content : new TextDecoder().decode(content));
   }

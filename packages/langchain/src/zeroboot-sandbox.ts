@@ -72,10 +72,16 @@ export class ZerobootSandbox extends BaseSandbox {
   }
 }
 
-/** Deep Agents' per-file error codes; anything else (a closed sandbox, a full disk) is not a per-file answer. */
+/**
+ * Deep Agents' per-file error codes. A full disk is one too (the closest of the four: that file was refused), so
+ * one file past the quota does not lose the answers for the files already written. Anything else (a closed
+ * sandbox, a fork-server gone) is about the sandbox, not a file: thrown.
+ */
 function fileError(error: unknown): FileOperationError {
   if (!ZerobootError.isInstance(error)) throw error;
   switch (error.code) {
+    case 'DISK_QUOTA_EXCEEDED':
+      return 'permission_denied';
     case 'FILE_NOT_FOUND':
       return 'file_not_found';
     case 'PATH_OUTSIDE_SANDBOX':

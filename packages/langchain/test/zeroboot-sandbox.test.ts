@@ -48,6 +48,17 @@ describe('ZerobootSandbox', () => {
     ]);
   });
 
+  test('a file past the disk quota is a per-file error: the files written before and after it keep their answers', async () => {
+    const { sandbox, backend: b } = await backend();
+    const bytes = new TextEncoder().encode('x');
+    expect(await b.uploadFiles([['a.txt', bytes], ['full/big.bin', bytes], ['b.txt', bytes]])).toEqual([
+      { path: 'a.txt', error: null },
+      { path: 'full/big.bin', error: 'permission_denied' },
+      { path: 'b.txt', error: null },
+    ]);
+    expect([...sandbox.contents.keys()]).toEqual(['a.txt', 'b.txt']);
+  });
+
   test('an error that is not about the file (a closed sandbox) is thrown, not hidden as a file error', async () => {
     const { sandbox, backend: b } = await backend();
     await sandbox.close();
