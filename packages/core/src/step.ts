@@ -179,10 +179,12 @@ function codeInputSchema(runtimes: [string, ...string[]], timeoutMs: number, lim
   });
 }
 
+// What the model is told of each runtime: only what holds on every host. The sandbox sees the host's system
+// directories read-only, so which Python packages and command-line tools there are depends on the host.
 const RUNTIME_LINES: Record<string, string> = {
-  python: "'python' = Python 3 (`python3 -c`; standard library only)",
+  python: "'python' = Python 3 (run as a script; only the packages already installed can be imported, nothing can be installed)",
   node: "'node' = Node.js (a CommonJS script, top-level await allowed, require('node:…') built-ins only)",
-  shell: "'shell' = bash (`bash -c`; the usual Unix tools, read-only outside /workspace and /tmp)",
+  shell: "'shell' = a POSIX shell, bash where the system has it (`sh -c`; the system's command-line tools, read-only outside /workspace and /tmp)",
 };
 
 function runtimeLine(runtime: string): string {

@@ -8,7 +8,7 @@ import { ZerobootError, assertSandbox, shellExitCode, timeoutNote, type Sandbox 
 import { BaseSandbox, type ExecuteResponse, type FileDownloadResponse, type FileOperationError, type FileUploadResponse } from 'deepagents';
 
 export interface ZerobootSandboxOptions {
-  /** The template commands run in: a shell (`bash -c`). Default: 'shell'. */
+  /** The template commands run in: a shell template (bash where the system has it, else sh). Default: 'shell'. */
   runtime?: string;
   /** Each command's wall-clock limit. Default: the instance's `limits.timeoutMs`. */
   timeoutMs?: number;

@@ -5,7 +5,7 @@ import { ZerobootError, assertSandbox, shellExitCode, timeoutNote, type RunOptio
 import type { Experimental_SandboxDirectoryEntry as DirectoryEntry, Experimental_SandboxProcess as SandboxProcess, Experimental_SandboxSession as SandboxSession } from 'ai';
 
 export interface SandboxSessionOptions {
-  /** The template commands run in: a shell (`bash -c`). Default: 'shell'. */
+  /** The template commands run in: a shell template (bash where the system has it, else sh). Default: 'shell'. */
   shell?: string;
   /** Each command's wall-clock limit. Default: the instance's `limits.timeoutMs`. */
   timeoutMs?: number;
@@ -15,10 +15,12 @@ export interface SandboxSessionOptions {
 
 type CommandOptions = { command: string; workingDirectory?: string; env?: Record<string, string>; abortSignal?: AbortSignal };
 
+// Only what holds on every host: the shell is bash where the system has it, and which tools there are is
+// the host's (its system directories, read-only).
 const DESCRIPTION =
-  'An isolated Linux sandbox without network access. Commands run in bash, starting in /workspace (relative paths resolve there). ' +
+  'An isolated Linux sandbox without network access. Commands run in a POSIX shell (bash where the system has it), starting in /workspace (relative paths resolve there). ' +
   '/workspace and /tmp are writable and keep their files between commands; everything else is read-only. ' +
-  'python3, node and the usual Unix tools are available; nothing can be installed from the network.';
+  "The system's command-line tools are there (check with `command -v` before relying on one, e.g. python3); nothing can be installed from the network.";
 
 /**
  * An `Experimental_SandboxSession` for `generateText({ experimental_sandbox })` and AI SDK tools that use one.
