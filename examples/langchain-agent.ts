@@ -42,8 +42,9 @@ const { messages } = await agent.invoke({
 
 for (const message of messages) {
   if (ToolMessage.isInstance(message)) {
-    const step = message.artifact as CodeToolArtifact | undefined;
-    const outcome = !step ? 'rejected before running' : step.conflicts.length > 0 ? 'conflict, not applied' : step.merged ? 'merged' : step.changes.length > 0 ? 'discarded' : 'no changes';
+    // An error ToolMessage (bad input, or a call that failed on the host) has no StepResult as its artifact.
+    const step = message.status === 'error' ? undefined : (message.artifact as CodeToolArtifact);
+    const outcome = !step ? 'no result' : step.conflicts.length > 0 ? 'conflict, not applied' : step.merged ? 'merged' : step.changes.length > 0 ? 'discarded' : 'no changes';
     console.log(`${message.name} ${message.tool_call_id}: ${message.status ?? 'success'}${step ? `, exit ${step.result.exitCode}, run ${ms(step.result.durationMs)}` : ''}, ${outcome}`);
     console.log(modelSees(String(message.content)));
   } else if (AIMessage.isInstance(message) && !message.tool_calls?.length) {
