@@ -30,15 +30,17 @@ describe('ZerobootSandbox', () => {
     expect(response.output).toContain('[timed out after 1000 ms: the command was killed]');
   });
 
-  test('uploadFiles and downloadFiles succeed or fail per file', async () => {
+  test('uploadFiles and downloadFiles succeed or fail per file, a file past the disk quota included', async () => {
     const { sandbox, backend: b } = await backend();
     const bytes = new TextEncoder().encode('hello');
-    expect(await b.uploadFiles([['/workspace/a.txt', bytes], ['/usr/evil', bytes], ['../../x', bytes]])).toEqual([
+    expect(await b.uploadFiles([['/workspace/a.txt', bytes], ['/usr/evil', bytes], ['../../x', bytes], ['full/big.bin', bytes], ['b.txt', bytes]])).toEqual([
       { path: '/workspace/a.txt', error: null },
       { path: '/usr/evil', error: 'permission_denied' },
       { path: '../../x', error: 'invalid_path' },
+      { path: 'full/big.bin', error: 'permission_denied' }, // the fake's disk is full there
+      { path: 'b.txt', error: null },
     ]);
-    expect(sandbox.contents.get('a.txt')).toBe('hello');
+    expect([...sandbox.contents.keys()]).toEqual(['a.txt', 'b.txt']);
     await sandbox.files.write('dir/inner.txt', 'x');
     const downloads = await b.downloadFiles(['/workspace/a.txt', '/workspace/missing', '/workspace/dir']);
     expect(downloads.map((d) => [d.path, d.content && new TextDecoder().decode(d.content), d.error])).toEqual([
@@ -46,17 +48,6 @@ describe('ZerobootSandbox', () => {
       ['/workspace/missing', null, 'file_not_found'],
       ['/workspace/dir', null, 'is_directory'],
     ]);
-  });
-
-  test('a file past the disk quota is a per-file error: the files written before and after it keep their answers', async () => {
-    const { sandbox, backend: b } = await backend();
-    const bytes = new TextEncoder().encode('x');
-    expect(await b.uploadFiles([['a.txt', bytes], ['full/big.bin', bytes], ['b.txt', bytes]])).toEqual([
-      { path: 'a.txt', error: null },
-      { path: 'full/big.bin', error: 'permission_denied' },
-      { path: 'b.txt', error: null },
-    ]);
-    expect([...sandbox.contents.keys()]).toEqual(['a.txt', 'b.txt']);
   });
 
   test('an error that is not about the file (a closed sandbox) is thrown, not hidden as a file error', async () => {
