@@ -13,7 +13,7 @@ import type { Layer, LayerStore } from './layer-store.js';
 import { diffViews, findConflicts, hiddenBytes, squash, type Change } from './layers.js';
 import { FileOp, type RequestParts } from './native-protocol.js';
 import { native } from './native.js';
-import type { RunOptions } from './options.js';
+import { fitsKernelPath, type RunOptions } from './options.js';
 import { isDiskFull, type LayeredRun, type RunResult, type SandboxRunResult } from './run.js';
 
 export type { Change } from './layers.js';
@@ -193,7 +193,8 @@ export class Sandbox {
   async merge(branch: Sandbox, options: MergeOptions = {}): Promise<MergeResult> {
     if (!(branch instanceof Sandbox) || branch.#host !== this.#host) throw invalidArgument('branch', 'a Sandbox of the same Zeroboot instance', branch);
     if (branch === this) throw invalidArgument('branch', 'another sandbox than this one', 'itself');
-    const onConflict = options.onConflict ?? 'fail';
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) throw invalidArgument('options', "an object such as { onConflict: 'fail' }", options);
+    const onConflict = options.onConflict === undefined ? 'fail' : options.onConflict; // null is not a policy
     if (!['fail', 'ours', 'theirs'].includes(onConflict)) throw invalidArgument('options.onConflict', "'fail', 'ours' or 'theirs'", onConflict);
     // Both queues, always in the same order: two merges between the same pair cannot deadlock.
     const [first, second] = this.id < branch.id ? [this, branch] : [branch, this];
@@ -413,7 +414,7 @@ export function sandboxPath(path: unknown): string {
     } else parts.push(part);
   }
   const resolved = `/${parts.join('/')}`;
-  if (resolved.length > 4000) throw invalidArgument('path', 'a path shorter than 4000 bytes', path);
+  if (!fitsKernelPath(resolved)) throw invalidArgument('path', 'a path of at most 4000 bytes whose every name is at most 255 bytes', path);
   return resolved;
 }
 
