@@ -141,10 +141,23 @@ export class Sandbox {
   /** Runs code in a fresh sandbox over this one's filesystem; what it writes is there for the next run. */
   run(runtime: string, code: string, options: RunOptions = {}): Promise<RunResult> {
     if (typeof code !== 'string') return Promise.reject(invalidArgument('code', 'a string of source code', code));
-    return this.#serialised(async (defer) => {
+    const signal = options?.signal instanceof AbortSignal ? options.signal : undefined;
+    let started = false;
+    const work = this.#serialised(async (defer) => {
+      started = true;
       const result = await this.#execute(runtime, { code }, options, false, defer);
       delete result.stdoutBytes;
       return result;
+    }, signal);
+    if (!signal) return work;
+    // Waiting behind this sandbox's other calls, an abort rejects at once (and the run is skipped when its
+    // turn comes); once started, the run itself kills its sandbox and rejects with ABORTED.
+    return new Promise<RunResult>((resolve, reject) => {
+      const onAbort = () => {
+        if (!started) reject(abortedWhileQueued(signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });
   }
 
@@ -368,11 +381,13 @@ export class Sandbox {
    * Runs f after everything queued before it on this sandbox, compacting first when branches have let go
    * of layers. Work f defers (a run's writes being kept) holds the queue, not f's caller.
    */
-  #serialised<T>(f: (defer: (work: Promise<void>) => void) => Promise<T>): Promise<T> {
+  #serialised<T>(f: (defer: (work: Promise<void>) => void) => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.#closed || this.#host.closed) return Promise.reject(new ZerobootError('SANDBOX_CLOSED', 'This sandbox is closed: make a new one with zb.sandbox() or sb.branch().'));
     const deferred: Promise<void>[] = [];
     const next = this.#queue.then(async () => {
       if (this.#closed || this.#host.closed) throw new ZerobootError('SANDBOX_CLOSED', 'This sandbox was closed while the call waited: make a new one with zb.sandbox() or sb.branch().');
+      // Aborted while it waited: it leaves without doing anything (a lost-writes report stays for the next call).
+      if (signal?.aborted) throw abortedWhileQueued(signal);
       if (this.#lostWrites !== undefined) {
         const cause = this.#lostWrites;
         this.#lostWrites = undefined;
@@ -426,6 +441,10 @@ function displayPath(absolute: string): string {
 
 function displayChange(change: Change): Change {
   return { path: displayPath(`/${change.path}`), kind: change.kind };
+}
+
+function abortedWhileQueued(signal: AbortSignal): ZerobootError {
+  return new ZerobootError('ABORTED', 'The run was aborted through its AbortSignal while it waited for the calls queued before it on this sandbox: it did not run.', { cause: signal.reason });
 }
 
 const ERRNO = constants.errno;
