@@ -16,11 +16,21 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'sdk', include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'], exclude: ['test/security/**', ...ADAPTER_TESTS], sequence: { groupOrder: 0 } },
+        test: { name: 'sdk', include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'], exclude: ['test/security/**', 'test/reliability/**', 'test/fuzz/**', ...ADAPTER_TESTS], sequence: { groupOrder: 0 } },
       },
       {
         extends: true,
         test: { name: 'adapters', include: ADAPTER_TESTS, sequence: { groupOrder: ATTACK_RUNTIMES.length + 1 } },
+      },
+      {
+        // The request decoders' libFuzzer harness (scripts/fuzz.sh), for a fixed number of inputs.
+        extends: true,
+        test: { name: 'fuzz', include: ['test/fuzz/**/*.test.ts'], sequence: { groupOrder: ATTACK_RUNTIMES.length + 2 } },
+      },
+      {
+        // Faults and load: servers and SDKs killed, close with runs in flight, 10 000 runs, 256 at once.
+        extends: true,
+        test: { name: 'reliability', include: ['test/reliability/**/*.test.ts'], sequence: { groupOrder: ATTACK_RUNTIMES.length + 3 } },
       },
       ...ATTACK_RUNTIMES.map((runtime, index) => ({
         extends: true,

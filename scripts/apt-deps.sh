@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # libuv1-dev: uv.h for the addon when the running node ships no headers (the npm `node` package does).
-packages=(libseccomp-dev libuv1-dev bubblewrap pkg-config cmake g++ python3)
+# clang: the request decoders' libFuzzer harness (scripts/fuzz.sh, run by the `fuzz` test project).
+packages=(libseccomp-dev libuv1-dev bubblewrap pkg-config cmake g++ python3 clang)
 
 missing=()
 for package in "${packages[@]}"; do

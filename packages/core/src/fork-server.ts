@@ -312,7 +312,10 @@ export class ForkServer {
     const sandbox: ReadySandbox = { id: message.id, pid: message.a, slot: message.b, requestFd, stdoutFd, stderrFd, pidfd, exit: exit.promise };
     const waiter = this.#waiters.shift();
     if (waiter) waiter.resolve(sandbox);
-    else this.#ready.push(sandbox);
+    else if (this.#ready.length < this.#spec.pool) this.#ready.push(sandbox);
+    // Forked for a run that stopped waiting (aborted, timed out) and beyond the pool: let it go rather than
+    // keep more sandboxes parked than asked for (with pool 0, one per aborted run, for good).
+    else this.discard(sandbox);
     this.#onPoolChange?.(undefined);
   }
 

@@ -67,6 +67,14 @@ export type Limits = z.output<typeof limitsSchema>;
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name ([A-Za-z_][A-Za-z0-9_]*)');
 const noNul = (what: string) => z.string().refine((s) => !s.includes('\0'), `${what} without NUL characters`);
 const bytes = z.union([z.string(), z.instanceof(Uint8Array)]);
+/**
+ * Whether the kernel takes `path` inside a sandbox: at most 4000 bytes (PATH_MAX is 4096 bytes, with
+ * `/workspace/` and the NUL) and no name longer than NAME_MAX (255 bytes). Bytes, not characters: a name
+ * of 100 '€' is 300 bytes, which open(2) refuses with ENAMETOOLONG.
+ */
+export function fitsKernelPath(path: string): boolean {
+  return Buffer.byteLength(path) <= 4000 && path.split('/').every((name) => Buffer.byteLength(name) <= 255);
+}
 const callback = <T>() => z.custom<(chunk: T) => void>((v) => typeof v === 'function', 'a function');
 
 export const runOptionsSchema = z
@@ -74,7 +82,7 @@ export const runOptionsSchema = z
     timeoutMs: z.number().int().min(1).optional(),
     env: z.record(envName, noNul('a value')).optional(),
     stdin: bytes.optional(),
-    files: z.record(noNul('a path').pipe(z.string().min(1).max(4000)), bytes).optional(),
+    files: z.record(noNul('a path').pipe(z.string().min(1).refine(fitsKernelPath, 'a path of at most 4000 bytes whose every name is at most 255 bytes')), bytes).optional(),
     onStdout: callback<string>().optional(),
     onStderr: callback<string>().optional(),
     onStdoutBytes: callback<Uint8Array>().optional(),

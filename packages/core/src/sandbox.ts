@@ -13,7 +13,7 @@ import type { Layer, LayerStore } from './layer-store.js';
 import { diffViews, findConflicts, hiddenBytes, squash, type Change } from './layers.js';
 import { FileOp, type RequestParts } from './native-protocol.js';
 import { native } from './native.js';
-import type { RunOptions } from './options.js';
+import { fitsKernelPath, type RunOptions } from './options.js';
 import { isDiskFull, type LayeredRun, type RunResult, type SandboxRunResult } from './run.js';
 
 export type { Change } from './layers.js';
@@ -142,10 +142,23 @@ export class Sandbox {
   /** Runs code in a fresh sandbox over this one's filesystem; what it writes is there for the next run. */
   run(runtime: string, code: string, options: RunOptions = {}): Promise<RunResult> {
     if (typeof code !== 'string') return Promise.reject(invalidArgument('code', 'a string of source code', code));
-    return this.#serialised(async (defer) => {
+    const signal = options?.signal instanceof AbortSignal ? options.signal : undefined;
+    let started = false;
+    const work = this.#serialised(async (defer) => {
+      started = true;
       const result = await this.#execute(runtime, { code }, options, false, defer);
       delete result.stdoutBytes;
       return result;
+    }, signal);
+    if (!signal) return work;
+    // Waiting behind this sandbox's other calls, an abort rejects at once (and the run is skipped when its
+    // turn comes); once started, the run itself kills its sandbox and rejects with ABORTED.
+    return new Promise<RunResult>((resolve, reject) => {
+      const onAbort = () => {
+        if (!started) reject(abortedWhileQueued(signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });
   }
 
@@ -194,7 +207,8 @@ export class Sandbox {
   async merge(branch: Sandbox, options: MergeOptions = {}): Promise<MergeResult> {
     if (!(branch instanceof Sandbox) || branch.#host !== this.#host) throw invalidArgument('branch', 'a Sandbox of the same Zeroboot instance', branch);
     if (branch === this) throw invalidArgument('branch', 'another sandbox than this one', 'itself');
-    const onConflict = options.onConflict ?? 'fail';
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) throw invalidArgument('options', "an object such as { onConflict: 'fail' }", options);
+    const onConflict = options.onConflict === undefined ? 'fail' : options.onConflict; // null is not a policy
     if (!['fail', 'ours', 'theirs'].includes(onConflict)) throw invalidArgument('options.onConflict', "'fail', 'ours' or 'theirs'", onConflict);
     // Both queues, always in the same order: two merges between the same pair cannot deadlock.
     const [first, second] = this.id < branch.id ? [this, branch] : [branch, this];
@@ -368,11 +382,13 @@ export class Sandbox {
    * Runs f after everything queued before it on this sandbox, compacting first when branches have let go
    * of layers. Work f defers (a run's writes being kept) holds the queue, not f's caller.
    */
-  #serialised<T>(f: (defer: (work: Promise<void>) => void) => Promise<T>): Promise<T> {
+  #serialised<T>(f: (defer: (work: Promise<void>) => void) => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.#closed || this.#host.closed) return Promise.reject(new ZerobootError('SANDBOX_CLOSED', 'This sandbox is closed: make a new one with zb.sandbox() or sb.branch().'));
     const deferred: Promise<void>[] = [];
     const next = this.#queue.then(async () => {
       if (this.#closed || this.#host.closed) throw new ZerobootError('SANDBOX_CLOSED', 'This sandbox was closed while the call waited: make a new one with zb.sandbox() or sb.branch().');
+      // Aborted while it waited: it leaves without doing anything (a lost-writes report stays for the next call).
+      if (signal?.aborted) throw abortedWhileQueued(signal);
       if (this.#lostWrites !== undefined) {
         const cause = this.#lostWrites;
         this.#lostWrites = undefined;
@@ -414,7 +430,7 @@ export function sandboxPath(path: unknown): string {
     } else parts.push(part);
   }
   const resolved = `/${parts.join('/')}`;
-  if (resolved.length > 4000) throw invalidArgument('path', 'a path shorter than 4000 bytes', path);
+  if (!fitsKernelPath(resolved)) throw invalidArgument('path', 'a path of at most 4000 bytes whose every name is at most 255 bytes', path);
   return resolved;
 }
 
@@ -426,6 +442,10 @@ function displayPath(absolute: string): string {
 
 function displayChange(change: Change): Change {
   return { path: displayPath(`/${change.path}`), kind: change.kind };
+}
+
+function abortedWhileQueued(signal: AbortSignal): ZerobootError {
+  return new ZerobootError('ABORTED', 'The run was aborted through its AbortSignal while it waited for the calls queued before it on this sandbox: it did not run.', { cause: signal.reason });
 }
 
 const ERRNO = constants.errno;

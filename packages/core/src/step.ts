@@ -50,14 +50,28 @@ export interface StepResult {
   conflicts: { path: string }[];
 }
 
+const workspaceSchema = z.custom<StepWorkspace>((v) => typeof (v as StepWorkspace | null)?.branch === 'function' && typeof (v as StepWorkspace).merge === 'function', 'a Sandbox (await zb.sandbox())');
+
+// runStep is public: a malformed step (a workspace that is not a Sandbox, an unknown merge policy) is an
+// INVALID_ARGUMENT naming the field, not a TypeError from the middle of a branch and merge.
+const stepOptionsSchema = z
+  .object({
+    runtime: z.string(),
+    code: z.string(),
+    workspace: workspaceSchema.optional(),
+    merge: z.enum(MERGE_POLICIES).optional(),
+    timeoutMs: z.number().int().min(1).optional(),
+    signal: z.instanceof(AbortSignal).optional(),
+  })
+  .strict();
+
 /**
  * Runs one step. With a workspace: branch it, run in the branch, diff, merge per policy (conflicts fail the
  * merge as a whole and are reported, not thrown), and close the branch whatever happens. Parallel steps of one
  * workspace each branch from it as it is when they start and merge in completion order.
  */
 export async function runStep(zb: StepRunner, options: StepOptions): Promise<StepResult> {
-  const { runtime, code, workspace, merge = 'on-success', timeoutMs, signal } = options;
-  if (!(MERGE_POLICIES as readonly unknown[]).includes(merge)) throw invalidArgument('merge', "'on-success', 'always' or 'never'", merge);
+  const { runtime, code, workspace, merge = 'on-success', timeoutMs, signal } = parseOrThrow(stepOptionsSchema, options, 'options');
   // Before the branch: an aborted call must not make one (nor wait in the workspace's queue for it).
   if (signal?.aborted) throw new ZerobootError('ABORTED', 'The step was aborted before it started: nothing ran.', { cause: signal.reason });
   const runOptions = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(signal === undefined ? {} : { signal }) };
@@ -89,7 +103,7 @@ const toolOptionsSchema = z
       'a Zeroboot instance (await Zeroboot.start())',
     ),
     runtimes: z.array(nonEmpty).min(1, 'at least one runtime, e.g. [\'python\']').refine((r) => new Set(r).size === r.length, 'runtimes without duplicates'),
-    workspace: z.custom<StepWorkspace>((v) => typeof (v as StepWorkspace | null)?.branch === 'function' && typeof (v as StepWorkspace).merge === 'function', 'a Sandbox (await zb.sandbox())').optional(),
+    workspace: workspaceSchema.optional(),
     merge: z.enum(MERGE_POLICIES).default('on-success'),
     name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'a tool name of 1 to 64 letters, digits, _ or -').optional(),
     description: nonEmpty.optional(),

@@ -131,7 +131,10 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
       throw Napi::Error::New(info.Env(), "uv_poll_init failed");
     }
     uv_poll_start(poll_, UV_READABLE | UV_DISCONNECT, &Watcher::OnReadable);
-    Ref();  // alive while polling, whatever JS holds
+    // Alive while polling, whatever JS holds. The callback is a strong reference, and its closure usually
+    // holds this watcher (to close it): once done, the watcher lets go of it, or the pair could never be
+    // collected and every run would leak its watchers, buffers and closures (~2 kB a run).
+    Ref();
   }
 
   ~Watcher() override { Stop(); }
@@ -170,6 +173,7 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     if (eof && poll_ != nullptr) {
       Stop();
       Deliver(Napi::Boolean::New(env, false));
+      callback_.Reset();
     }
   }
 
@@ -195,11 +199,14 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
       close(fd_);
       fd_ = -1;
       Deliver(Napi::Boolean::New(env, false));
+      callback_.Reset();
     }
   }
 
   void Deliver(Napi::Value value) {
     Napi::Env env = Env();
+    if (callback_.IsEmpty())
+      return; // closed from JS meanwhile
     try {
       callback_.MakeCallback(env.Global(), {value});
     } catch (const Napi::Error& e) {
@@ -223,6 +230,7 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
       close(fd_);
       fd_ = -1;
     }
+    callback_.Reset();
     return info.Env().Undefined();
   }
 

@@ -27,6 +27,7 @@
 
 #include "internal.h"
 #include "protocol.h"
+#include "request.h"
 #include "zeroboot.h"
 
 #ifndef CLOSE_RANGE_UNSHARE
@@ -120,15 +121,11 @@ static int receive(zb_error *err) {
     _exit(0); /* the SDK let this parked sandbox go */
   if (n < 0)
     return zb_fail(err, ZB_STEP_REQUEST, errno, "receive the request");
-  if ((size_t)n < sizeof(zb_request_header))
-    return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request shorter than its header");
   zb_request_header header;
-  memcpy(&header, inline_buffer, sizeof header);
-  if (header.magic != ZB_REQUEST_MAGIC || header.version != ZB_PROTOCOL_VERSION)
-    return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request of an unknown protocol");
-  if (!(header.flags & ZB_REQUEST_IN_MEMFD)) {
-    if (header.total_size != (uint32_t)n)
-      return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "request size mismatch");
+  int in_memfd = zb_request_check_header(inline_buffer, (size_t)n, &header, err);
+  if (in_memfd < 0)
+    return -1;
+  if (!in_memfd) {
     request_buffer = inline_buffer;
     request_size = (uint32_t)n;
     return 0;
@@ -148,26 +145,6 @@ static int receive(zb_error *err) {
   request_buffer = map;
   request_size = (uint32_t)st.st_size;
   return 0;
-}
-
-int zb_request_next_field(const uint8_t *request, uint32_t size, uint32_t *offset, uint32_t *type,
-                          const uint8_t **data, uint32_t *length) {
-  if (*offset == 0)
-    *offset = sizeof(zb_request_header);
-  if (*offset >= size)
-    return 0;
-  if (size - *offset < 8)
-    return -1;
-  uint32_t field_size;
-  memcpy(type, request + *offset, 4);
-  memcpy(&field_size, request + *offset + 4, 4);
-  *offset += 8;
-  if (field_size > size - *offset)
-    return -1;
-  *data = request + *offset;
-  *length = field_size;
-  *offset += field_size;
-  return 1;
 }
 
 /* Walks the fields; calls visit for STDIN and FILE, the fields this layer handles. */
@@ -198,21 +175,16 @@ static int write_stdin(const uint8_t *data, uint32_t size, zb_error *err) {
 
 /* The sandbox writes its own files: whatever the path says, it can only land inside the sandbox. */
 static int write_file(const uint8_t *data, uint32_t size, zb_error *err) {
-  const uint8_t *nul = memchr(data, '\0', size);
-  if (nul == NULL || nul == data || (size_t)(nul - data) >= PATH_MAX - 16)
-    return zb_fail(err, ZB_STEP_FILES, EINVAL, "file field without a path");
   char path[PATH_MAX];
-  if (data[0] == '/')
-    memcpy(path, data, (size_t)(nul - data) + 1);
-  else
-    snprintf(path, sizeof path, "/workspace/%s", (const char *)data);
+  const uint8_t *content;
+  size_t length;
+  if (zb_request_file(data, size, path, &content, &length, err) < 0)
+    return -1;
   if (zb_mkdir_parents(path) < 0)
     return zb_fail(err, ZB_STEP_FILES, errno, "create the directories of %s", path);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return zb_fail(err, ZB_STEP_FILES, errno, "open %s", path);
-  const uint8_t *content = nul + 1;
-  size_t length = size - (size_t)(content - data);
   if (zb_write_all(fd, content, length) < 0) {
     int saved = errno;
     close(fd);
@@ -265,14 +237,8 @@ static void close_unkept(void) {
   close_from(next, ~0U);
 }
 
-/* The first field of a type, or NULL. */
 static const uint8_t *find_field(uint32_t wanted, uint32_t *length) {
-  uint32_t offset = 0, type;
-  const uint8_t *data;
-  while (zb_request_next_field(request_buffer, request_size, &offset, &type, &data, length) > 0)
-    if (type == wanted)
-      return data;
-  return NULL;
+  return zb_request_find_field(request_buffer, request_size, wanted, length);
 }
 
 /* Returns the overlay's upper directory fd, -1 when the request has no layers, -2 on failure. The
@@ -284,25 +250,16 @@ static int mount_layers(zb_error *err) {
   if (data == NULL)
     return -1;
   zb_layers_field layers;
-  if (length < sizeof layers || data[length - 1] != '\0')
-    return zb_fail(err, ZB_STEP_REQUEST, EPROTO, "malformed layers field"), -2;
-  memcpy(&layers, data, sizeof layers);
-  if (layers.count == 0 || layers.count > ZB_MAX_LAYERS)
-    return zb_fail(err, ZB_STEP_LAYERS, EINVAL, "%u layers (1 to %d)", layers.count, ZB_MAX_LAYERS), -2;
+  const char *names[ZB_MAX_LAYERS];
+  if (zb_request_layers(data, length, &layers, names, err) < 0)
+    return -2;
   int fds[ZB_MAX_LAYERS];
   unsigned opened = 0;
   int rc = -2;
-  const char *name = (const char *)data + sizeof layers;
-  const char *end = (const char *)data + length;
   for (; opened < layers.count; opened++) {
-    if (name >= end || *name == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-      zb_fail(err, ZB_STEP_LAYERS, EINVAL, "layer %u has no valid name", opened);
-      goto out;
-    }
-    fds[opened] = zb_rootfs_open_layer(name, err);
+    fds[opened] = zb_rootfs_open_layer(names[opened], err);
     if (fds[opened] < 0)
       goto out;
-    name += strlen(name) + 1;
   }
   rc = zb_rootfs_layers(fds, layers.count, layers.disk_bytes, err);
   if (rc < 0)
@@ -516,12 +473,7 @@ static int stat_to_stdout(const char *path) {
 static void run_file_op(const uint8_t *data, uint32_t length) {
   uint32_t op;
   char path[PATH_MAX];
-  if (length < 5 || length - 4 >= sizeof path)
-    zb_sandbox_finish(EINVAL);
-  memcpy(&op, data, 4);
-  memcpy(path, data + 4, length - 4);
-  path[length - 4] = '\0';
-  if (strlen(path) != length - 4)
+  if (zb_request_file_op(data, length, &op, path) != 0)
     zb_sandbox_finish(EINVAL);
   switch (op) {
   case ZB_OP_WRITE:
