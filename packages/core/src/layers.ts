@@ -27,6 +27,8 @@ export interface Change {
   /** The path inside the view: relative, `/`-separated, e.g. `workspace/a/b.txt`. */
   path: string;
   kind: 'added' | 'modified' | 'deleted';
+  /** A directory that no longer merges with the one before it (set on `modified` directories only). */
+  replaced?: true;
 }
 
 /** The entry that wins at a path of a view, and for a directory the layers' directories that merge into it. */
@@ -102,8 +104,8 @@ export interface SquashOptions {
   /** The owner of everything squash creates in `dst`. */
   uid: number;
   gid: number;
-  /** Called with each path of `src` before it is applied; true leaves that path (and its subtree) out. Default: none. */
-  skip?: (rel: string) => boolean;
+  /** Called with each path of `src` (and its lstat) before it is applied; true leaves that path (and its subtree) out. Default: none. */
+  skip?: (rel: string, stats: Stats) => boolean;
   /**
    * The most bytes `dst` may grow by: squash stops with an error of code `EDQUOT` before a file would take it past
    * (checked with the file's size before it is copied, so a sparse file or a hard link never gets written in full
@@ -210,7 +212,7 @@ export async function squash(src: string, dst: string, below: string[], options:
     return false;
   };
   await walk(layerLister(src), '', async (rel, stats) => {
-    if (options.skip?.(rel)) return false;
+    if (options.skip?.(rel, stats)) return false;
     const name = baseName(rel);
     return withDir(src, parentOf(rel), (from) => withDir(dst, parentOf(rel), (to) => apply(rel, stats, `${from}/${name}`, `${to}/${name}`)));
   });
@@ -225,6 +227,15 @@ export async function squash(src: string, dst: string, below: string[], options:
   }
   bytesDelta += (lstatSync(dst).blocks - rootBlocksBefore) * 512;
   return { bytesDelta };
+}
+
+/**
+ * Looks paths up in one view, each once (memoized from its parent: linear in depth): the winning entry's lstat, or
+ * null. The view must not change while it is used.
+ */
+export function viewLookup(stack: string[]): (rel: string) => Stats | null {
+  const get = resolver(stack);
+  return (rel) => get(rel)?.stats ?? null;
 }
 
 /**
@@ -264,8 +275,9 @@ export async function layerBytes(dir: string): Promise<number> {
  * `changed` layers (and `before`'s view only below what they delete or replace). Every path a changed layer mentions
  * is looked up in both views: absent → present is `added`, present → absent `deleted`; present in both is `modified`
  * when its type changed, or when it is a non-directory whose winning entry is in a changed layer. A directory in both
- * views is modified only when it was replaced (it no longer merges with the directory before it: `rm -r d; mkdir d`
- * makes an opaque directory), never because it was copied up, which parents are all the time. A deleted directory
+ * views is modified when it was replaced (it no longer merges with the directory before it: `rm -r d; mkdir d`
+ * makes an opaque directory; such changes say `replaced`) or its mode changed, never because it was copied up, which
+ * parents are all the time (their times change with what is in them). A deleted directory
  * reports itself and everything that was under it, an added or replaced one itself and everything under it.
  *
  * @returns the changes, sorted by path.
@@ -302,8 +314,11 @@ export async function diffViews(changed: string[], before: string[]): Promise<Ch
       const typeChanged = fileType(old.stats) !== fileType(now.stats);
       // A directory that no longer merges with the one before it (an opaque directory, or one above a deleted or
       // replaced entry) was replaced: what it holds now is all new.
-      const replaced = now.stats.isDirectory() && !now.dirs.some((dir) => beforeLayers.has(dir.layer));
-      if (typeChanged || replaced || (!now.stats.isDirectory() && changed.includes(now.layer))) changes.push({ path, kind: 'modified' });
+      if (typeChanged) changes.push({ path, kind: 'modified' });
+      else if (now.stats.isDirectory()) {
+        if (!now.dirs.some((dir) => beforeLayers.has(dir.layer))) changes.push({ path, kind: 'modified', replaced: true });
+        else if ((now.stats.mode & 0o7777) !== (old.stats.mode & 0o7777)) changes.push({ path, kind: 'modified' });
+      } else if (changed.includes(now.layer)) changes.push({ path, kind: 'modified' });
     }
   }
   return changes;
@@ -317,8 +332,8 @@ export interface Side {
 
 /**
  * The paths where two sides changed from the same base disagree: a path both changed whose results differ (type;
- * regular files by mode and content; symlinks by target; other non-directories by mode; two directories never
- * conflict, nor two deletions), or a directory one side deleted or replaced (by a non-directory, or by a new
+ * regular files by mode and content; symlinks by target; directories and other non-directories by mode; two
+ * deletions never conflict), or a directory one side deleted or replaced (by a non-directory, or by a new
  * directory) while the other side added or modified something under it (the directory is reported; deletions under
  * a deleted directory agree).
  *
@@ -326,7 +341,7 @@ export interface Side {
  */
 export async function findConflicts(a: Side, b: Side): Promise<string[]> {
   const conflicts = new Set<string>();
-  const changedIn = (side: Side): Map<string, Change['kind']> => new Map(side.changes.map((change) => [change.path, change.kind]));
+  const changedIn = (side: Side): Map<string, Change> => new Map(side.changes.map((change) => [change.path, change]));
   const pathsA = changedIn(a);
   const pathsB = changedIn(b);
   const resolveA = resolver(a.view);
@@ -341,8 +356,8 @@ export async function findConflicts(a: Side, b: Side): Promise<string[]> {
         const ancestor = path.slice(0, end);
         // The other side deleted the directory, made it a non-directory, or replaced it (a directory is only ever
         // `modified` when replaced): its version would drop this side's change.
-        const otherKind = otherPaths.get(ancestor);
-        if (otherKind === 'deleted' || otherKind === 'modified' || (otherKind === 'added' && !resolveOther(ancestor)?.stats.isDirectory())) {
+        const other = otherPaths.get(ancestor);
+        if (other !== undefined && (other.kind === 'deleted' || other.replaced || !resolveOther(ancestor)?.stats.isDirectory())) {
           conflicts.add(ancestor);
         }
       }
@@ -533,7 +548,7 @@ async function removeEntry(root: string, rel: string, stats: Stats): Promise<num
 async function sameEntry(a: Resolved | null, b: Resolved | null): Promise<boolean> {
   if (a === null || b === null) return a === b;
   if (fileType(a.stats) !== fileType(b.stats)) return false;
-  if (a.stats.isDirectory()) return true;
+  if (a.stats.isDirectory()) return (a.stats.mode & 0o7777) === (b.stats.mode & 0o7777);
   if (a.stats.isSymbolicLink()) return (await readlink(a.path)) === (await readlink(b.path));
   if ((a.stats.mode & 0o7777) !== (b.stats.mode & 0o7777)) return false;
   return !a.stats.isFile() || (a.stats.size === b.stats.size && (await sameContent(a, b)));

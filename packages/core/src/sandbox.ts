@@ -4,13 +4,15 @@
 // overlay whose writes go to the run's tmpfs; once every process of the run is gone, the SDK applies
 // those writes to the top layer (layers.ts, squash). Everything that touches the stack, runs included,
 // goes through one queue per Sandbox, so no run sees another half-done and no merge is seen half-applied.
+import type { Stats } from 'node:fs';
+import { chmod, readdir, utimes } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { posix } from 'node:path';
 
 import { ZerobootError, invalidArgument } from './errors.js';
 import type { ExitInfo } from './fork-server.js';
 import type { Layer, LayerStore } from './layer-store.js';
-import { diffViews, findConflicts, hiddenBytes, squash, type Change } from './layers.js';
+import { diffViews, findConflicts, hiddenBytes, squash, viewLookup, type Change } from './layers.js';
 import { FileOp, type RequestParts } from './native-protocol.js';
 import { native } from './native.js';
 import { fitsKernelPath, type RunOptions } from './options.js';
@@ -227,18 +229,33 @@ export class Sandbox {
     const conflicts = await findConflicts({ changes: ourChanges, view: paths(ours) }, { changes: theirChanges, view: paths(theirs) });
     const result = (applied: Change[]): MergeResult => ({ applied: applied.map(displayChange), conflicts: conflicts.map((path) => ({ path: displayPath(`/${path}`) })) });
     if (conflicts.length > 0 && onConflict === 'fail') return result([]);
+    const inConflict = (rel: string) => conflicts.some((c) => rel === c || rel.startsWith(`${c}/`));
     // 'ours': a conflicting path and everything under it stays as this sandbox has it.
-    const kept = (rel: string) => onConflict === 'ours' && conflicts.some((c) => rel === c || rel.startsWith(`${c}/`));
+    const kept = (rel: string) => onConflict === 'ours' && inConflict(rel);
     const applied = theirChanges.filter((c) => !kept(c.path));
     if (applied.length === 0) return result([]);
+    // Their layers hold more than their changes: directories copied up on the way to a change below them,
+    // and entries added then removed again. Only the changes go into the delta, and the directories that
+    // lead to them where this sandbox still has a directory there: where it has none, no change below can
+    // apply (it would have been a conflict, unless it is a deletion, already true here).
+    const theirChanged = new Set(theirChanges.map((c) => c.path));
+    const ourView = viewLookup(paths(ours));
+    const leftOut = (rel: string, stats: Stats): boolean => {
+      if (kept(rel)) return true;
+      if (theirChanged.has(rel) || (onConflict === 'theirs' && inConflict(rel))) return false;
+      return !stats.isDirectory() || !ourView(rel)?.isDirectory();
+    };
     const store = this.#host.store;
     const delta = await store.create();
     store.retain([delta]); // released (and removed) if the merge fails; held by the stack if it succeeds
     try {
       // Their layers, oldest first, into one: their changes since the shared base.
       for (const layer of [...theirLayers].reverse()) {
-        delta.bytes += (await squash(layer, delta.path, base, { move: false, uid: store.uid, gid: store.uid, skip: kept })).bytesDelta;
+        delta.bytes += (await squash(layer, delta.path, base, { move: false, uid: store.uid, gid: store.uid, skip: leftOut })).bytesDelta;
       }
+      // Those leading directories carry their copy-up's mode and times: make them this sandbox's, so that
+      // folding the delta in does not turn back what it did to them.
+      await matchDirectories(delta.path, '', (rel) => (theirChanged.has(rel) || (onConflict === 'theirs' && inConflict(rel)) ? null : ourView(rel)));
       // What the sandbox would hold once the delta is folded into its top layer (which drops what it hides there).
       const total = this.#usedBytes() + delta.bytes - (await hiddenBytes(delta.path, this.#stack[0]!.path));
       if (total > this.#host.diskBytes) {
@@ -405,6 +422,20 @@ export class Sandbox {
         this.#lostWrites = error;
       });
     return next;
+  }
+}
+
+/** Gives each directory below `rel` of the SDK's own layer `root` the mode and times `want` says (null: as it is). */
+async function matchDirectories(root: string, rel: string, want: (rel: string) => Stats | null): Promise<void> {
+  for (const entry of await readdir(posix.join(root, rel), { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const child = rel === '' ? entry.name : `${rel}/${entry.name}`;
+    await matchDirectories(root, child, want);
+    const stats = want(child);
+    if (stats === null) continue;
+    const path = posix.join(root, child);
+    await chmod(path, stats.mode & 0o1777);
+    await utimes(path, stats.atime, stats.mtime);
   }
 }
 

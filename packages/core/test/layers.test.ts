@@ -245,7 +245,9 @@ function expectedChanges(before: View, after: View, replaced: Set<string>): Chan
     const now = after[path];
     if (!old) return [{ path, kind: 'added' }];
     if (!now) return [{ path, kind: 'deleted' }];
-    if (old.type !== now.type || (now.type !== 'dir' && !isDeepStrictEqual(old, now)) || replaced.has(path)) return [{ path, kind: 'modified' }];
+    if (old.type !== now.type || (now.type !== 'dir' && !isDeepStrictEqual(old, now))) return [{ path, kind: 'modified' }];
+    if (replaced.has(path)) return [{ path, kind: 'modified', replaced: true }];
+    if (old.mode !== now.mode) return [{ path, kind: 'modified' }];
     return [];
   });
 }
@@ -564,7 +566,7 @@ describe('diffViews reports what differs between the kernel views', () => {
     await checkDiff(randomLayers(seed, 4));
   });
 
-  test('a deleted directory reports everything under it, an added one everything under it, copy-ups of parents nothing', async () => {
+  test('a deleted directory reports everything under it, an added one everything under it, copy-ups of parents nothing, a new mode of a directory a change', async () => {
     const [top, base] = buildAll([
       { old: whiteout, new: dir(), 'new/a/b': 'b', 'parent/changed': 'changed', same: dir(0o700) },
       { 'old/x/y': 'y', 'old/z': 'z', 'parent/changed': 'before', 'parent/untouched': 'u', same: dir() },
@@ -578,6 +580,7 @@ describe('diffViews reports what differs between the kernel views', () => {
       { path: 'old/x/y', kind: 'deleted' },
       { path: 'old/z', kind: 'deleted' },
       { path: 'parent/changed', kind: 'modified' },
+      { path: 'same', kind: 'modified' }, // its mode changed (0755 to 0700)
     ]);
   });
 });
@@ -613,7 +616,7 @@ test('a replaced directory (rm -r, then mkdir: opaque) conflicts with changes un
   ]) as [string, string, string, string];
   const replaced = { changes: await diffViews([replacer], [base]), view: [replacer, base] };
   expect(replaced.changes).toEqual([
-    { path: 'src', kind: 'modified' },
+    { path: 'src', kind: 'modified', replaced: true },
     { path: 'src/a', kind: 'deleted' },
     { path: 'src/b', kind: 'deleted' },
     { path: 'src/new', kind: 'added' },
