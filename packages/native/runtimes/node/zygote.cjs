@@ -34,6 +34,10 @@ const vm = require('node:vm');
 
 const WRAPPER_HEAD = '(async function (exports, require, module, __filename, __dirname) { ';
 const PREWARM_CODE = 'console.log(1 + 1); process.exitCode;';
+// V8 caches compiled scripts by their source: a pre-warm that compiled what the server had already
+// compiled would find it in the cache and never parse, and a run's own code is always new. So each
+// warm-up round, and every sandbox's pre-warm, compiles a source of its own.
+const prewarmCode = (tag) => `${PREWARM_CODE} // ${tag}`;
 
 function compile(code, filename) {
   const script = new vm.Script(`${WRAPPER_HEAD}${code}\n})`, { filename });
@@ -77,7 +81,7 @@ setImmediate(warmUpThenServe);
 function warmUpThenServe() {
   if (warmupRoundsLeft > 0) {
     warmupRoundsLeft--;
-    process.nextTick(...prepare(PREWARM_CODE, scriptScope('[prewarm]')));
+    process.nextTick(...prepare(prewarmCode(warmupRoundsLeft), scriptScope('[prewarm]')));
     process.emit('zeroboot:prewarm');
     exitStatus(0);
     setImmediate(warmUpThenServe);
@@ -188,7 +192,7 @@ const sandbox = (function sandbox() {
   // turn of the event loop, and the parking from an immediate: the pages they write (V8's heap, inline
   // caches, libuv's loop) are copied now, and the code they run is mapped, rather than on the run's clock.
   // Output goes to /dev/null.
-  if (config.prewarm) process.nextTick(...prepare(PREWARM_CODE, scriptScope('[prewarm]')));
+  if (config.prewarm) process.nextTick(...prepare(prewarmCode('sandbox'), scriptScope('[prewarm]')));
 
   // The module cache holds this file and its binding, by their host paths: the script starts without them.
   for (const key of Object.keys(require.cache)) delete require.cache[key];
