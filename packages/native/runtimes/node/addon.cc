@@ -172,7 +172,9 @@ void GuardDeadFds() {
     close(null_fd);
 }
 
-// Parks until the run's request arrives; returns { code: string, env: [name, value][] }.
+// Parks until the run's request arrives; returns [code, name, value, name, value, ...]: the code and the
+// environment variables it sets. One flat array: each object, nested array and named property made here
+// is one more first-time path through V8 on the run's clock.
 Napi::Value Wait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint8_t* request = nullptr;
@@ -181,27 +183,23 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
   if (zb_sandbox_wait(&request, &size, &err) < 0)
     zb_sandbox_fail(&err);
   GuardDeadFds();
-  auto result = Napi::Object::New(env);
-  auto variables = Napi::Array::New(env);
-  result.Set("code", Napi::String::New(env, ""));
-  uint32_t offset = 0, type = 0, length = 0, count = 0;
+  auto result = Napi::Array::New(env);
+  result.Set(uint32_t{0}, Napi::String::New(env, ""));
+  uint32_t offset = 0, type = 0, length = 0, count = 1;
   const uint8_t* data = nullptr;
   while (zb_request_next_field(request, size, &offset, &type, &data, &length) > 0) {
     const char* text = reinterpret_cast<const char*>(data);
     if (type == ZB_FIELD_CODE) {
-      result.Set("code", Napi::String::New(env, text, length));
+      result.Set(uint32_t{0}, Napi::String::New(env, text, length));
     } else if (type == ZB_FIELD_ENV) {
       const void* eq = std::memchr(text, '=', length);
       if (eq == nullptr)
         continue;
       size_t name_length = static_cast<const char*>(eq) - text;
-      auto pair = Napi::Array::New(env, 2);
-      pair.Set(uint32_t{0}, Napi::String::New(env, text, name_length));
-      pair.Set(uint32_t{1}, Napi::String::New(env, text + name_length + 1, length - name_length - 1));
-      variables.Set(count++, pair);
+      result.Set(count++, Napi::String::New(env, text, name_length));
+      result.Set(count++, Napi::String::New(env, text + name_length + 1, length - name_length - 1));
     }
   }
-  result.Set("env", variables);
   return result;
 }
 

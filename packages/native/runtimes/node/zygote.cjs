@@ -201,16 +201,16 @@ const sandbox = (function sandbox() {
 
 /** Parks until the request arrives, then runs it. */
 const park = (function park(scope) {
-  const request = zb.wait();
+  const request = zb.wait(); // [code, name, value, name, value, ...]
   requested = true;
-  for (const [name, value] of request.env) process.env[name] = value;
+  for (let i = 1; i < request.length; i += 2) process.env[request[i]] = request[i + 1];
 
   try {
     // Called from process.nextTick: after this function returns, and before anything else, as `node -e`
     // runs its script before the event loop: process.nextTick and promise callbacks keep their order, and
     // stack traces show no frame of this file. A rejection (a throw in the script, a failed top-level
     // await) is unhandled, so an uncaught error under Node's default --unhandled-rejections=throw.
-    process.nextTick(...prepare(request.code, scope));
+    process.nextTick(...prepare(request[0], scope));
   } catch (error) {
     // A syntax error: the script never ran. Its stack is the compiler's; the message says where.
     fatal = { error: { [inspect.custom]: () => String(error.stack).split('\n    at ')[0] } };
