@@ -1,7 +1,7 @@
 'use strict';
 // zeroboot's Node fork-server. Started by the SDK with a clean environment and the control socket as fd 3:
 //
-//   node --single-threaded --disable-sigusr1 zygote.cjs ZYGOTE_ADDON CONFIG_JSON
+//   node --single-threaded --use-largepages=silent --disable-sigusr1 zygote.cjs ZYGOTE_ADDON CONFIG_JSON
 //
 // It loads the template's preload modules once, then hands control to libzeroboot (through
 // zeroboot_zygote.node), which enters the sandbox root and forks fully isolated children. serve() returns
