@@ -174,9 +174,9 @@ const sandbox = (function sandbox() {
   // Node's own random caches fill on first use.
   v8.setFlagsFromString(`--random-seed=${zb.seed()}`);
 
-  // Standard output and error are made now, while fds 1 and 2 are /dev/null: Node then writes them
-  // synchronously (SyncWriteStream), so nothing is still queued when the run ends, whatever fds 1 and 2
-  // become. Pipes would get libuv streams whose writes can be pending at exit.
+  // Standard output and error are made while fds 1 and 2 are /dev/null (stdout already is, by the server's
+  // warm-up): Node then writes them synchronously (SyncWriteStream), so nothing is still queued when the
+  // run ends, whatever fds 1 and 2 become. Pipes would get libuv streams whose writes can be pending at exit.
   void process.stdout;
   void process.stderr;
 
