@@ -543,9 +543,55 @@ export function formatReport(r: BenchResult): string {
   return out.join('\n');
 }
 
+/** One template's rows of the full run: back to back, then paced, from a pool of 8. */
+export interface RuntimeRows extends Workload {
+  warm: WarmSeries;
+  paced: WarmSeries;
+}
+
+/**
+ * Only the runtime rows (`pnpm bench --runtimes`): python, node and shell, each back to back and paced
+ * from a pool of 8, as the full run measures them (python's back-to-back series is as long as there),
+ * in ~30 s instead of ~2 min: for comparing changes to a runtime, run after run.
+ */
+export async function runRuntimeRows(options: Pick<BenchOptions, 'quick' | 'log'> = {}): Promise<RuntimeRows[]> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const it = options.quick ? QUICK : FULL;
+  const rows: RuntimeRows[] = [];
+  for (const work of [PYTHON, ...OTHERS]) {
+    const zb = await Zeroboot.start({ templates: { [work.runtime]: { pool: 8 } } });
+    try {
+      await waitForPool(zb, 8, work.runtime);
+      await warmup(zb, it.warmup, work);
+      await waitForPool(zb, 8, work.runtime);
+      log(`${work.runtime}, warm pool 8: back to back, then paced`);
+      const warm = await sequential(zb, work === PYTHON ? it.warm : it.paced, 0, work);
+      await waitForPool(zb, 8, work.runtime);
+      rows.push({ ...work, warm, paced: await sequential(zb, it.paced, PACE_GAP_MS, work) });
+    } finally {
+      await zb.close();
+    }
+  }
+  return rows;
+}
+
+export function formatRuntimeRows(rows: RuntimeRows[]): string {
+  const lines = ['| what | p50 ms | p99 ms | other |', '| --- | ---: | ---: | --- |'];
+  for (const o of rows) {
+    for (const [label, series] of [['back to back', o.warm], [`paced ${PACE_GAP_MS} ms`, o.paced]] as const) {
+      lines.push(`| zeroboot ${o.runtime} \`${o.code}\`, warm pool 8, ${label} (n=${series.summary.n}) | ${ms(series.summary.p50)} | ${ms(series.summary.p99)} | p90 ${ms(series.summary.p90)}, mean ${ms(series.summary.mean)}; ${series.startedOnEmptyPool} started on an empty pool${cpu(series)}${fails(series)} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
 async function main(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write('usage: bench [--quick] [--out FILE | --no-json]\n');
+    process.stdout.write('usage: bench [--quick] [--runtimes] [--out FILE | --no-json]\n');
+    return 0;
+  }
+  if (argv.includes('--runtimes')) {
+    process.stdout.write(`${formatRuntimeRows(await runRuntimeRows({ quick: argv.includes('--quick') }))}\n`);
     return 0;
   }
   const outIndex = argv.indexOf('--out');
