@@ -165,7 +165,12 @@ int zb_rootfs_build(zb_error *err) {
    * one there (mnt_already_visible() in fs/namespace.c): this one, of the host's pid namespace, is that
    * proof. Every sandbox covers it with its own, and cannot uncover it since it arrives locked. */
   join(path, sizeof path, root, "/proc");
-  if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+  /* Rootless, the server may not mount a proc of the host's pid namespace (that needs CAP_SYS_ADMIN in the
+   * namespace owning it, the host's): a bind of the host's /proc is the same proof. Its submounts come
+   * along, and each sandbox's proc mount succeeds only if they cover nothing but empty directories, which
+   * a container's masked /proc paths do not (doctor: systempaths=unconfined). */
+  if (zb_cfg.rootless ? mount("/proc", path, NULL, MS_BIND | MS_REC, NULL) < 0
+                      : mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     return zb_fail(err, ZB_STEP_ROOTFS, errno, "mount proc");
   if (mount(NULL, root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
     return zb_fail(err, ZB_STEP_ROOTFS, errno, "remount the root read-only");
