@@ -172,6 +172,10 @@ int zb_rootfs_build(zb_error *err) {
   if (zb_cfg.rootless ? mount("/proc", path, NULL, MS_BIND | MS_REC, NULL) < 0
                       : mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     return zb_fail(err, ZB_STEP_ROOTFS, errno, "mount proc");
+  /* Not read-only: a proof mount locked read-only would oblige every sandbox's proc to be read-only too. */
+  struct mount_attr proc_attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
+  if (zb_cfg.rootless && syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &proc_attr, sizeof proc_attr) < 0)
+    return zb_fail(err, ZB_STEP_ROOTFS, errno, "make the bound /proc nosuid");
   if (mount(NULL, root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
     return zb_fail(err, ZB_STEP_ROOTFS, errno, "remount the root read-only");
 
