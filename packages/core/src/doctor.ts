@@ -14,7 +14,7 @@ import { addonPath } from '@zeroboot/native';
 import { ZerobootError } from './errors.js';
 import { findPython, isRootless, type PythonInstall } from './host.js';
 import { native } from './native.js';
-import { diagnoseRootless, errnoName, readUserNamespaceSettings, SANDBOX_NAMESPACES, tryUnshare, USER_NAMESPACE } from './user-namespaces.js';
+import { diagnoseRootless, errnoName, readText, readUserNamespaceSettings, SANDBOX_NAMESPACES, tryUnshare, USER_NAMESPACE } from './user-namespaces.js';
 import { Zeroboot, type Enforcement } from './zeroboot.js';
 
 export interface DoctorCheck {
@@ -317,14 +317,6 @@ function fail(name: string, severity: DoctorCheck['severity'], detail: string, f
 function report(checks: DoctorCheck[], endToEnd?: DoctorReport['endToEnd']): DoctorReport {
   const ok = checks.every((c) => c.ok || c.severity === 'warning');
   return endToEnd ? { ok, checks, endToEnd } : { ok, checks };
-}
-
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
 }
 
 function statusField(field: string): string | undefined {

@@ -133,7 +133,8 @@ export function errnoName(errno: number): string {
   return Object.entries(osConstants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`;
 }
 
-function readText(path: string): string | undefined {
+/** A file's text, undefined when it cannot be read (a sysctl this kernel lacks). */
+export function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch {
