@@ -64,10 +64,10 @@ export function diagnoseRootless(settings: UserNamespaceSettings, probeError?: s
     };
   }
   if (probeError === undefined || probeError === '') return undefined;
-  if (/proc/.test(probeError)) {
+  if (/mount \S*proc\S* failed/.test(probeError)) { // util-linux: "mount /proc failed: Operation not permitted"
     return {
       detail: `a proc filesystem cannot be mounted in a user namespace here (${probeError}): parts of the host's /proc are masked, as a container runtime does`,
-      fix: `run the container with --security-opt systempaths=unconfined (Docker, Podman), ${OR_ROOT}`,
+      fix: 'run the container with --security-opt systempaths=unconfined (Docker, Podman)',
     };
   }
   if (settings.seccompFiltered && /not permitted|EPERM|denied/i.test(probeError)) {

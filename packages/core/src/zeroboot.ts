@@ -38,8 +38,8 @@ export interface Enforcement {
   /**
    * How `memoryMb` is held. `'cgroup-v2'`, `'cgroup-v1'`: per sandbox, all its processes and tmpfs pages
    * together; past it the sandbox is killed (`outcome: 'out-of-memory'`). `'rlimit'`: `RLIMIT_AS` per
-   * process; past it allocations fail inside the sandbox (Python's `MemoryError`), and several processes
-   * may together use more.
+   * process, counted from what the sandbox had mapped when it was forked; past it allocations fail inside
+   * the sandbox (Python's `MemoryError`), and several processes may together use more.
    */
   memory: 'cgroup-v2' | 'cgroup-v1' | 'rlimit';
   /**
@@ -65,7 +65,7 @@ interface Template {
 }
 
 /**
- * Each instance gets its own host uid for all its sandboxes (a Sandbox's files pass from one pooled
+ * As root, each instance gets its own host uid for all its sandboxes (a Sandbox's files pass from one pooled
  * sandbox to the next, of any template: see userns.c), derived from the pid and a counter. Two SDK
  * processes whose pids agree modulo 1024 can share one; sandboxes are isolated from each other by their
  * namespaces, not their uid; what they would share is the kernel's per-uid accounting (pipe buffers,
