@@ -304,7 +304,9 @@ export function marker(): Marker {
   const cmdline = `sleep ${arg}`;
   const m: Marker = {
     cmdline,
-    code: `import subprocess; subprocess.Popen(["sleep", "${arg}"])`,
+    // Popen returns once the child has begun its exec, before the kernel has filled in its new command
+    // line (/proc/<pid>/cmdline reads empty meanwhile): wait for it, so the host finds the marker at once.
+    code: `import subprocess; _marker = subprocess.Popen(["sleep", "${arg}"]); next(c for c in iter(lambda: open("/proc/%d/cmdline" % _marker.pid, "rb").read(), None) if c)`,
     find: () => hostProcesses().filter((p) => p.cmdline === cmdline && !p.state.startsWith('Z')),
     gone: () => m.find().length === 0,
   };
