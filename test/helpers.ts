@@ -30,6 +30,23 @@ declare module 'vitest' {
   }
 }
 
+/**
+ * The suite runs twice in CI (.ci/run): as root, and rootless, as an unprivileged user. Rootless, every
+ * sandbox runs as that user's own uid on the host, limits are rlimits unless a cgroup v2 subtree is
+ * delegated, and the sandbox keeps the user's supplementary groups (see docs/security.md, "Rootless mode").
+ */
+export const ROOTLESS = process.getuid?.() !== 0;
+
+/**
+ * The supplementary groups code in a sandbox has: none as root (setgroups(0) drops them); rootless, the
+ * SDK user's, which no process of its user namespaces may drop (setgroups is denied there so that the
+ * user's own gid could be mapped): that gid is the sandbox's 1000, any other is unmapped (65534). Sorted.
+ */
+export function sandboxGroups(): number[] {
+  if (!ROOTLESS) return [];
+  return [...new Set(process.getgroups!().map((gid) => (gid === process.getgid!() ? 1000 : 65534)))].sort((a, b) => a - b);
+}
+
 export const RUNTIMES = ['python', 'node', 'shell'] as const;
 export type Runtime = (typeof RUNTIMES)[number];
 
@@ -183,6 +200,8 @@ export interface HostProcess {
   cmdline: string;
   /** Resident memory, kB (0 for kernel threads and zombies). */
   rssKb: number;
+  /** In a pid namespace below the host's (NSpid lists more than one pid): a sandbox's, or a container's. */
+  nestedPid: boolean;
 }
 
 /** Every process on the host, read from /proc (live ones; a process that exits mid-scan is skipped). */
@@ -202,6 +221,7 @@ export function hostProcesses(): HostProcess[] {
         name: field('Name'),
         cmdline,
         rssKb: Number.parseInt(field('VmRSS'), 10) || 0,
+        nestedPid: field('NSpid').split(/\s+/).length > 1,
       });
     } catch {
       // gone between readdir and read
@@ -210,12 +230,21 @@ export function hostProcesses(): HostProcess[] {
   return out;
 }
 
-/** The lowest host uid a sandbox can have (uid_base starts at 1_000_000): nothing else on the host runs there. */
+/** The lowest host uid a sandbox can have as root (uid_base starts at 1_000_000): nothing else on the host runs there. */
 export const SANDBOX_UID_FLOOR = 1_000_000;
 
-/** Processes running as sandbox uids, except zombies (already dead, only waiting to be reaped). */
+/**
+ * A sandbox's process, seen from the host. As root: one running as a sandbox uid. Rootless, sandboxes run
+ * as the test's own uid, as the test runner and the fork-servers do; a sandbox's process is the one in a
+ * pid namespace of its own.
+ */
+export function isSandboxProcess(p: HostProcess): boolean {
+  return ROOTLESS ? p.uid === process.getuid!() && p.nestedPid : p.uid >= SANDBOX_UID_FLOOR;
+}
+
+/** Processes of sandboxes (isSandboxProcess), except zombies (already dead, only waiting to be reaped). */
 export function sandboxUidProcesses(filter: (p: HostProcess) => boolean = () => true): HostProcess[] {
-  return hostProcesses().filter((p) => p.uid >= SANDBOX_UID_FLOOR && !p.state.startsWith('Z') && filter(p));
+  return hostProcesses().filter((p) => isSandboxProcess(p) && !p.state.startsWith('Z') && filter(p));
 }
 
 /** Whether a pid is alive (not reaped; zombies count as dead). */
@@ -249,6 +278,8 @@ export const PRINT_HOST_UID = `print("host-uid", open("/proc/self/uid_map").read
 export function hostUidFrom(stdout: string): number {
   const m = /host-uid (\d+)/.exec(stdout);
   if (!m) throw new Error(`no host-uid line in ${JSON.stringify(stdout.slice(0, 500))}`);
+  // Rootless, uid_map names the fork-server's namespace's uid 0, which is the SDK's user on the host.
+  if (ROOTLESS && m[1] === '0') return process.getuid!();
   return Number(m[1]);
 }
 
@@ -273,7 +304,9 @@ export function marker(): Marker {
   const cmdline = `sleep ${arg}`;
   const m: Marker = {
     cmdline,
-    code: `import subprocess; subprocess.Popen(["sleep", "${arg}"])`,
+    // Popen returns once the child has begun its exec, before the kernel has filled in its new command
+    // line (/proc/<pid>/cmdline reads empty meanwhile): wait for it, so the host finds the marker at once.
+    code: `import subprocess; _marker = subprocess.Popen(["sleep", "${arg}"]); next(c for c in iter(lambda: open("/proc/%d/cmdline" % _marker.pid, "rb").read(), None) if c)`,
     find: () => hostProcesses().filter((p) => p.cmdline === cmdline && !p.state.startsWith('Z')),
     gone: () => m.find().length === 0,
   };
@@ -288,7 +321,7 @@ afterEach(() => {
     for (const p of m.find()) {
       const parent = hostProcesses().find((q) => q.pid === p.ppid);
       console.error(`leftover after the test: ${m.cmdline} (pid ${p.pid}, uid ${p.uid}), parent ${parent?.pid} ${parent?.cmdline.slice(0, 80)}`);
-      for (const pid of [p.pid, parent && parent.uid >= SANDBOX_UID_FLOOR ? parent.pid : 0]) {
+      for (const pid of [p.pid, parent && isSandboxProcess(parent) ? parent.pid : 0]) {
         try {
           if (pid) process.kill(pid, 'SIGKILL');
         } catch {

@@ -6,6 +6,8 @@ export declare const libPath: string;
 export declare const zygoteAddonPath: string;
 /** The shell fork-server, `build/Release/zeroboot-shell`. */
 export declare const shellServerPath: string;
+/** Rootless mode's launcher, `build/Release/zeroboot-userns`: starts a fork-server in a user namespace of its own. */
+export declare const usernsLauncherPath: string;
 /** Absolute path of the runtime sources, `packages/native/runtimes`. */
 export declare const runtimesDir: string;
 /** Loads the addon; the caller states its shape (core types the raw binding in one place). */

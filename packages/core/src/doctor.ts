@@ -12,9 +12,10 @@ import { gunzipSync } from 'node:zlib';
 import { addonPath } from '@zeroboot/native';
 
 import { ZerobootError } from './errors.js';
-import { findPython, type PythonInstall } from './host.js';
+import { findPython, isRootless, type PythonInstall } from './host.js';
 import { native } from './native.js';
-import { Zeroboot } from './zeroboot.js';
+import { diagnoseRootless, errnoName, readText, readUserNamespaceSettings, SANDBOX_NAMESPACES, tryUnshare, USER_NAMESPACE } from './user-namespaces.js';
+import { Zeroboot, type Enforcement } from './zeroboot.js';
 
 export interface DoctorCheck {
   /** Stable, e.g. `'user namespaces'`. */
@@ -59,11 +60,10 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   );
   if (!linux) return report(checks);
 
-  const root = process.getuid?.() === 0;
   checks.push(
-    root
-      ? pass('root', 'running as uid 0')
-      : fail('root', 'error', `running as uid ${process.getuid?.()}; rootless mode (unprivileged user namespaces) is not built yet`, 'run zeroboot as root, e.g. with sudo or inside a container or VM'),
+    isRootless()
+      ? pass('privileges', `running as uid ${process.getuid?.()}: rootless mode, every sandbox runs as this uid on the host (weaker than as root: docs/security.md, "Rootless mode")`)
+      : pass('privileges', 'running as root: each instance\'s sandboxes run as a host uid of their own (1000000 and up)'),
   );
   const addon = checkAddon();
   checks.push(addon);
@@ -84,7 +84,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   checks.push(checkOverlay());
 
   if (options.endToEnd === false) return report(checks);
-  const blocker = checks.find((c) => !c.ok && ['root', 'native addon', 'python3'].includes(c.name));
+  const blocker = checks.find((c) => !c.ok && ['native addon', 'python3'].includes(c.name));
   if (blocker) {
     checks.push(fail('end-to-end', 'error', `skipped: the ${blocker.name} check failed`, blocker.fix ?? 'fix the checks above'));
     return report(checks);
@@ -111,6 +111,7 @@ async function runEndToEnd(checks: DoctorCheck[]): Promise<DoctorReport['endToEn
     }
     checks.push(pass(name, `fork-server up in ${startMs.toFixed(0)} ms; print(1+1) -> 2 in ${runMs.toFixed(1)} ms; features: ${features.join(', ') || 'none'}`));
     applyFeatures(checks, features);
+    checks.push(limitsCheck(zb.enforcement));
     return { startMs, runMs, features };
   } catch (error) {
     const message = ZerobootError.isInstance(error) ? `${error.code}: ${error.message}` : String((error as Error)?.message ?? error);
@@ -119,6 +120,25 @@ async function runEndToEnd(checks: DoctorCheck[]): Promise<DoctorReport['endToEn
   } finally {
     await zb?.close();
   }
+}
+
+const MEMORY_HOW: Record<Enforcement['memory'], string> = {
+  'cgroup-v2': 'per sandbox, by its cgroup v2 (killed past it: out-of-memory)',
+  'cgroup-v1': 'per sandbox, by its cgroup v1 (killed past it: out-of-memory)',
+  rlimit: 'per process, by RLIMIT_AS (allocations fail past it; a sandbox\'s processes together may use more)',
+};
+
+/** Which limit is enforced how, from what the fork-server applies: the words of `stats().enforcement`. */
+function limitsCheck(enforcement: Enforcement): DoctorCheck {
+  const processes = enforcement.processes === 'rlimit' ? 'RLIMIT_NPROC, per sandbox (its own user namespace)' : `pids.max of its ${enforcement.processes.replace('-', ' ')} and RLIMIT_NPROC`;
+  return pass('limits', `${enforcement.mode}, sandboxes run as host uid ${enforcement.hostUid}; memoryMb: ${MEMORY_HOW[enforcement.memory]}; maxProcesses: ${processes}`, 'warning');
+}
+
+/** How to get per-sandbox cgroup limits: root needs a cgroup of its own; rootless, one delegated to the user. */
+function cgroupFix(): string {
+  return isRootless()
+    ? 'rootless, cgroups are used only when a cgroup v2 subtree with memory and pids is delegated to this user: start the SDK in a leaf of one (systemd: systemd-run --user --scope -p Delegate=yes ...), or run it as root'
+    : 'give zeroboot a cgroup of its own with memory and pids enabled (v2: systemd-run --scope -p Delegate=yes ..., so that its cgroup holds no other process)';
 }
 
 /** The fork-server knows what it managed to apply; where that differs from a static reading, it wins. */
@@ -136,7 +156,7 @@ function applyFeatures(checks: DoctorCheck[], features: string[]): void {
     'cgroups',
     cgroups !== undefined,
     cgroups ? `the fork-server uses ${cgroups.replace('cgroup_', 'cgroup ')}` : 'the fork-server could not set up cgroups and uses rlimits (RLIMIT_AS, RLIMIT_NPROC) instead',
-    'give zeroboot a cgroup of its own with memory and pids enabled (v2: systemd-run --scope -p Delegate=yes ..., so that its cgroup holds no other process)',
+    cgroupFix(),
   );
   update(
     'landlock',
@@ -162,23 +182,28 @@ function checkAddon(): DoctorCheck {
 
 function checkUserNamespaces(python: PythonInstall | undefined, ownSeccompMode: string | undefined): DoctorCheck {
   const name = 'user namespaces';
-  const max = readNumber('/proc/sys/user/max_user_namespaces');
-  const debianClone = readNumber('/proc/sys/kernel/unprivileged_userns_clone');
-  const apparmor = readNumber('/proc/sys/kernel/apparmor_restrict_unprivileged_userns');
-  if (!existsSync('/proc/self/ns/user')) return fail(name, 'error', 'the kernel has no user namespaces', 'use a kernel built with CONFIG_USER_NS=y');
-  if (max === 0) return fail(name, 'error', 'user.max_user_namespaces is 0', 'sysctl -w user.max_user_namespaces=15000 (and persist it in /etc/sysctl.d/)');
-  // Both sysctls only restrict unprivileged users, which matters once rootless mode exists.
+  const settings = readUserNamespaceSettings();
+  const max = settings.maxUserNamespaces ?? '?';
+  if (isRootless()) {
+    // What Zeroboot.start checks before it starts anything, with the same words.
+    const probe = tryUnshare(SANDBOX_NAMESPACES, python?.executable);
+    const diagnosis = diagnoseRootless(settings, probe.ok === false ? probe.detail : probe.ok ? '' : undefined);
+    if (diagnosis) return fail(name, 'error', diagnosis.detail, diagnosis.fix);
+    return pass(name, probe.ok ? `unprivileged: created one with mount, pid and network namespaces in it (max_user_namespaces=${max})` : `unprivileged ones allowed by the settings (not tried: ${probe.detail})`);
+  }
+  if (!settings.supported) return fail(name, 'error', 'the kernel has no user namespaces', 'use a kernel built with CONFIG_USER_NS=y');
+  if (settings.maxUserNamespaces === 0) return fail(name, 'error', 'user.max_user_namespaces is 0', 'sysctl -w user.max_user_namespaces=15000 (and persist it in /etc/sysctl.d/)');
+  // Both sysctls only restrict unprivileged users: rootless mode, not this one.
   const notes: string[] = [];
-  if (debianClone === 0) notes.push('kernel.unprivileged_userns_clone=0');
-  if (apparmor === 1) notes.push('kernel.apparmor_restrict_unprivileged_userns=1');
-  const restricted = notes.length > 0 ? `; unprivileged ones are restricted (${notes.join(', ')}), which only the future rootless mode will mind` : '';
-  const probe = tryUnshare(['--user', '--map-root-user'], CLONE.NEWUSER, python);
-  if (probe.ok === undefined) return pass(name, `max_user_namespaces=${max ?? '?'} (not tried: ${probe.detail})${restricted}`);
-  if (probe.ok) return pass(name, `created one (max_user_namespaces=${max ?? '?'})${restricted}`);
-  let fix = 'allow unshare(CLONE_NEWUSER) for this process';
-  if (apparmor === 1 && process.getuid?.() !== 0) fix = 'sysctl -w kernel.apparmor_restrict_unprivileged_userns=0';
-  else if (debianClone === 0 && process.getuid?.() !== 0) fix = 'sysctl -w kernel.unprivileged_userns_clone=1';
-  else if (ownSeccompMode === '2') fix = "this process is under a seccomp filter (a container's profile?): run the container with --security-opt seccomp=unconfined --security-opt apparmor=unconfined, or --privileged";
+  if (settings.unprivilegedClone === 0) notes.push('kernel.unprivileged_userns_clone=0');
+  if (settings.apparmorRestricted === 1) notes.push('kernel.apparmor_restrict_unprivileged_userns=1');
+  const restricted = notes.length > 0 ? `; unprivileged ones are restricted (${notes.join(', ')}), which only rootless mode minds` : '';
+  const probe = tryUnshare(USER_NAMESPACE, python?.executable);
+  if (probe.ok === undefined) return pass(name, `max_user_namespaces=${max} (not tried: ${probe.detail})${restricted}`);
+  if (probe.ok) return pass(name, `created one (max_user_namespaces=${max})${restricted}`);
+  const fix = ownSeccompMode === '2'
+    ? "this process is under a seccomp filter (a container's profile?): run the container with --security-opt seccomp=unconfined --security-opt apparmor=unconfined, or --privileged"
+    : 'allow unshare(CLONE_NEWUSER) for this process';
   return fail(name, 'error', `could not create one: ${probe.detail}`, fix);
 }
 
@@ -189,7 +214,7 @@ function checkNamespaces(python: PythonInstall | undefined, ownSeccompMode: stri
   if (missing.length > 0) {
     return fail(name, 'error', `missing: ${missing.map(([kind]) => kind).join(', ')}`, `use a kernel built with ${missing.map(([, option]) => option).join(', ')}`);
   }
-  const probe = tryUnshare(['--user', '--map-root-user', '--pid', '--fork', '--net', '--mount', '--ipc', '--uts', '--cgroup'], CLONE.NEWUSER | CLONE.NEWPID | CLONE.NEWNET | CLONE.NEWNS | CLONE.NEWIPC | CLONE.NEWUTS | CLONE.NEWCGROUP, python);
+  const probe = tryUnshare(SANDBOX_NAMESPACES, python?.executable);
   const kindList = Object.keys(kinds).join(', ');
   if (probe.ok === false) {
     return fail(name, 'error', `${kindList} exist, but creating them failed: ${probe.detail}`, ownSeccompMode === '2' ? "this process is under a seccomp filter (a container's profile?): run the container with --security-opt seccomp=unconfined, or --privileged" : 'allow unshare(2) of these namespaces for this process');
@@ -239,7 +264,7 @@ function checkLandlock(python: PythonInstall | undefined, config: Map<string, st
 
 function checkCgroups(): DoctorCheck {
   const name = 'cgroups';
-  const fallback = 'rlimits are used instead (per process, not per sandbox)';
+  const fallback = 'rlimits are used instead: RLIMIT_AS per process for memoryMb, RLIMIT_NPROC per sandbox for maxProcesses';
   const own = readText('/proc/self/cgroup')?.trim().split('\n').map((line) => {
     const [id, controllers = '', path = '/'] = line.split(':');
     return { id, controllers: controllers.split(','), path };
@@ -268,7 +293,8 @@ function checkCgroups(): DoctorCheck {
     else reasons.push(`v1: ${dir} is not writable`);
   }
   if (v1Dirs.length === 2) return pass(name, `cgroup v1 memory and pids at ${v1Dirs.join(', ')}`, 'warning');
-  return fail(name, 'warning', `${reasons.join('; ') || 'no cgroup hierarchy found'}: ${fallback}`, 'mount cgroup2 read-write with memory and pids delegated (docker: --cgroupns=private, not a read-only /sys/fs/cgroup), or v1 memory and pids hierarchies');
+  const fix = isRootless() ? cgroupFix() : 'mount cgroup2 read-write with memory and pids delegated (docker: --cgroupns=private, not a read-only /sys/fs/cgroup), or v1 memory and pids hierarchies';
+  return fail(name, 'warning', `${reasons.join('; ') || 'no cgroup hierarchy found'}: ${fallback}`, fix);
 }
 
 function checkOverlay(): DoctorCheck {
@@ -276,31 +302,6 @@ function checkOverlay(): DoctorCheck {
   return found
     ? pass('overlayfs', 'available', 'warning')
     : fail('overlayfs', 'warning', 'not in /proc/filesystems; sandboxes do not need it today (their writable directories are tmpfs)', 'modprobe overlay (CONFIG_OVERLAY_FS)');
-}
-
-// --- probes ---
-
-const CLONE = { NEWNS: 0x00020000, NEWCGROUP: 0x02000000, NEWUTS: 0x04000000, NEWIPC: 0x08000000, NEWUSER: 0x10000000, NEWPID: 0x20000000, NEWNET: 0x40000000 } as const;
-
-/** Creates the namespaces in a child: with util-linux's unshare(1), else with Python's ctypes. `ok` undefined: neither is there. */
-function tryUnshare(unshareArgs: string[], flags: number, python: PythonInstall | undefined): { ok: boolean | undefined; detail: string } {
-  try {
-    execFileSync('unshare', [...unshareArgs, 'true'], { timeout: PROBE_TIMEOUT_MS, stdio: ['ignore', 'ignore', 'pipe'] });
-    return { ok: true, detail: '' };
-  } catch (error) {
-    const e = error as NodeJS.ErrnoException & { stderr?: Buffer };
-    if (e.code !== 'ENOENT') return { ok: false, detail: `unshare ${unshareArgs.join(' ')}: ${e.stderr?.toString().trim().split('\n').at(-1) || e.message}` };
-  }
-  if (!python) return { ok: undefined, detail: 'neither unshare(1) nor python3 found' };
-  // unshare(2) of all the flags at once, as the fork-server's clone does; the exit status is the errno.
-  const code = 'import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); sys.exit(0 if libc.unshare(int(sys.argv[1])) == 0 else ctypes.get_errno() or 1)';
-  try {
-    execFileSync(python.executable, ['-I', '-c', code, String(flags)], { timeout: PROBE_TIMEOUT_MS, stdio: 'ignore' });
-    return { ok: true, detail: '' };
-  } catch (error) {
-    const status = (error as { status?: number | null }).status;
-    return { ok: false, detail: `unshare(2): ${status ? errnoName(status) : String((error as Error).message)}` };
-  }
 }
 
 // --- readings ---
@@ -316,19 +317,6 @@ function fail(name: string, severity: DoctorCheck['severity'], detail: string, f
 function report(checks: DoctorCheck[], endToEnd?: DoctorReport['endToEnd']): DoctorReport {
   const ok = checks.every((c) => c.ok || c.severity === 'warning');
   return endToEnd ? { ok, checks, endToEnd } : { ok, checks };
-}
-
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-function readNumber(path: string): number | undefined {
-  const text = readText(path);
-  return text === undefined ? undefined : Number.parseInt(text, 10);
 }
 
 function statusField(field: string): string | undefined {
@@ -373,10 +361,6 @@ function kernelConfig(): Map<string, string> | undefined {
   const config = new Map<string, string>();
   for (const match of text.matchAll(/^(CONFIG_\w+)=(.*)$/gm)) config.set(match[1]!, match[2]!);
   return config;
-}
-
-function errnoName(errno: number): string {
-  return Object.entries(osConstants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`;
 }
 
 /** The report as `zeroboot doctor` prints it: one line per check, a fix under each one that is not ok. */

@@ -1,7 +1,7 @@
 // What the SDK prepares on the host before any fork-server starts: a private state directory with the
 // sandbox's /etc, and the facts about each runtime (where its install lives, so it can be bound read-only).
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { ZerobootError } from './errors.js';
@@ -36,9 +36,13 @@ export interface StateDir {
   remove(): void;
 }
 
+/** Whether the SDK runs rootless: as a user other than root, its sandboxes run as that user (userns.c). */
+export function isRootless(): boolean {
+  return process.getuid?.() !== 0;
+}
+
 export function createStateDir(): StateDir {
-  const parent = existsSync('/run') && process.getuid?.() === 0 ? '/run/zeroboot' : join(process.env.TMPDIR ?? '/tmp', 'zeroboot');
-  mkdirSync(parent, { recursive: true, mode: 0o755 });
+  const parent = stateParent();
   sweepStale(parent);
   const path = mkdtempSync(join(parent, `${process.pid}-${pidNamespace()}-`));
   const etcDir = join(path, 'etc');
@@ -49,6 +53,24 @@ export function createStateDir(): StateDir {
     etcDir,
     remove: () => rmSync(path, { recursive: true, force: true }),
   };
+}
+
+function stateParent(): string {
+  const tmp = process.env.TMPDIR ?? '/tmp';
+  if (!isRootless()) {
+    const parent = existsSync('/run') ? '/run/zeroboot' : join(tmp, 'zeroboot');
+    mkdirSync(parent, { recursive: true, mode: 0o755 });
+    return parent;
+  }
+  // Rootless, a directory of the user's own: in a shared /tmp another user could have made it first, and
+  // the state directory becomes every sandbox's /etc. XDG_RUNTIME_DIR (systemd's /run/user/<uid>) is ours.
+  const runtimeDir = process.env.XDG_RUNTIME_DIR;
+  const wanted = runtimeDir?.startsWith('/') ? join(runtimeDir, 'zeroboot') : join(tmp, `zeroboot-${process.getuid?.()}`);
+  const parent = privateDirectory(wanted);
+  if (!parent) {
+    throw new ZerobootError('SANDBOX_SETUP_FAILED', `${wanted} must be a directory owned by uid ${process.getuid?.()} that no other user can write, for zeroboot's state: remove it, or point XDG_RUNTIME_DIR or TMPDIR at a directory of your own.`);
+  }
+  return parent;
 }
 
 function writeEtc(etcDir: string): void {
@@ -75,6 +97,26 @@ function writeEtc(etcDir: string): void {
       // absent or unreadable on this host: programs do without it
     }
   }
+}
+
+/**
+ * `path`, made 0700 if missing, when it is a real directory (no symlink) owned by us that no one else may
+ * write: checked after the mkdir, since another user could have made it first in a world-writable parent.
+ * Undefined when it is not.
+ */
+export function privateDirectory(path: string): string | undefined {
+  try {
+    mkdirSync(path, { mode: 0o700 });
+  } catch {
+    // exists: checked below
+  }
+  try {
+    const st = lstatSync(path);
+    if (st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o022) === 0) return path;
+  } catch {
+    // unusable
+  }
+  return undefined;
 }
 
 /** The inode of our pid namespace: a pid means something only within its namespace. */

@@ -1,4 +1,4 @@
-export { Zeroboot, type TemplateStats, type ZerobootStats } from './zeroboot.js';
+export { Zeroboot, type Enforcement, type TemplateStats, type ZerobootStats } from './zeroboot.js';
 export { ZerobootError, type ZerobootErrorCode, type ZerobootErrorOptions } from './errors.js';
 export type { RunOptions, StartOptions, TemplateOptions, Limits } from './options.js';
 export type { RunResult, RunOutcome } from './run.js';

@@ -2,12 +2,12 @@
 // the instance's sandbox uid. A layer is in overlayfs's upper-layer format (whiteouts, opaque
 // directories; layers.ts), so a stack of them mounts as one overlay inside a sandbox. Layers are shared
 // between the stacks of a Sandbox and its branches and counted: the last release removes the directory.
-import { chmodSync, chownSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs';
 import { chown, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { ZerobootError } from './errors.js';
-import { sweepStale } from './host.js';
+import { isRootless, privateDirectory, sweepStale } from './host.js';
 
 export class Layer {
   /** Its directory's name in the store: what a sandbox's request names it by. */
@@ -77,25 +77,12 @@ export class LayerStore {
 
 /**
  * The parent of every instance's store: /var/tmp/zeroboot (on disk, by convention, where /run and /tmp
- * may be RAM) when it is ours alone; undefined when not (the store then goes in the state directory).
- * Checked before use: in a world-writable /var/tmp, another user could have made the directory first, or
- * a symlink in its place.
+ * may be RAM; /var/tmp/zeroboot-<uid> rootless) when it is ours alone; undefined when not (the store then
+ * goes in the state directory). Checked before use: in a world-writable /var/tmp, another user could have
+ * made the directory first, or a symlink in its place.
  */
 export function layerStoreParent(): string | undefined {
-  const parent = '/var/tmp/zeroboot';
-  try {
-    mkdirSync(parent, { mode: 0o700 });
-  } catch {
-    // exists: checked below
-  }
-  try {
-    const st = lstatSync(parent);
-    if (st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o022) === 0) {
-      sweepStale(parent); // stores of SDK processes that died without closing
-      return parent;
-    }
-  } catch {
-    // unusable
-  }
-  return undefined;
+  const parent = privateDirectory(isRootless() ? `/var/tmp/zeroboot-${process.getuid?.()}` : '/var/tmp/zeroboot');
+  if (parent) sweepStale(parent); // stores of SDK processes that died without closing
+  return parent;
 }

@@ -19,6 +19,7 @@ export const Feature = {
   RLIMIT_MEMORY: 1 << 2,
   LANDLOCK_SCOPES: 1 << 3,
   SECCOMP: 1 << 4,
+  ROOTLESS: 1 << 5,
 } as const;
 
 export const ExitFlag = { OOM_KILLED: 1 << 0 } as const;

@@ -1,16 +1,19 @@
 import { basename, join } from 'node:path';
 
+import { usernsLauncherPath } from '@zeroboot/native';
+
 import { ZerobootError, invalidArgument } from './errors.js';
 import { ForkServer, type ReadySandbox } from './fork-server.js';
-import { createStateDir, type StateDir } from './host.js';
+import { createStateDir, isRootless, type StateDir } from './host.js';
 import { LayerStore, layerStoreParent } from './layer-store.js';
-import { encodeRequest, type RequestParts } from './native-protocol.js';
+import { encodeRequest, Feature, type RequestParts } from './native-protocol.js';
 import { Limiter } from './limiter.js';
 import { native } from './native.js';
 import { parseOrThrow, RUNTIMES, runOptionsSchema, startSchema, type Limits, type ResolvedStartOptions, type RunOptions, type RuntimeKind, type StartOptions } from './options.js';
 import { runInSandbox, type LayeredRun, type RunResult, type SandboxRunResult } from './run.js';
-import { availableRuntimes, DEFAULT_POOL, launchFor } from './runtimes.js';
+import { availableRuntimes, DEFAULT_POOL, launchFor, type Setting } from './runtimes.js';
 import { Sandbox, type SandboxHost } from './sandbox.js';
+import { rootlessBlocker } from './user-namespaces.js';
 
 export interface TemplateStats {
   /** Sandboxes forked, isolated and parked, waiting for a run. */
@@ -22,10 +25,36 @@ export interface TemplateStats {
   p99ForkMs: number;
 }
 
+/** How this instance's sandboxes are isolated and limited, as its fork-servers report it (HELLO). */
+export interface Enforcement {
+  /**
+   * `'root'`: the SDK runs as root and every sandbox of this instance runs as a host uid of its own
+   * (1 000 000 and up). `'rootless'`: the SDK runs as an unprivileged user, and its sandboxes run as that
+   * same user on the host (see docs/security.md, "Rootless mode").
+   */
+  mode: 'root' | 'rootless';
+  /** The host uid of the sandboxes' uid 1000. */
+  hostUid: number;
+  /**
+   * How `memoryMb` is held. `'cgroup-v2'`, `'cgroup-v1'`: per sandbox, all its processes and tmpfs pages
+   * together; past it the sandbox is killed (`outcome: 'out-of-memory'`). `'rlimit'`: `RLIMIT_AS` per
+   * process, counted from what the sandbox had mapped when it was forked; past it allocations fail inside
+   * the sandbox (Python's `MemoryError`), and several processes may together use more.
+   */
+  memory: 'cgroup-v2' | 'cgroup-v1' | 'rlimit';
+  /**
+   * How `maxProcesses` is held: the sandbox's cgroup (`pids.max`) and `RLIMIT_NPROC`, or `RLIMIT_NPROC`
+   * alone (`'rlimit'`), which also counts per sandbox since each has its own user namespace (Linux 5.14+).
+   */
+  processes: 'cgroup-v2' | 'cgroup-v1' | 'rlimit';
+}
+
 export interface ZerobootStats {
   templates: Record<string, TemplateStats>;
   /** Runs in flight. */
   sandboxes: number;
+  /** Which limits are enforced how. */
+  enforcement: Enforcement;
 }
 
 interface Template {
@@ -36,7 +65,7 @@ interface Template {
 }
 
 /**
- * Each instance gets its own host uid for all its sandboxes (a Sandbox's files pass from one pooled
+ * As root, each instance gets its own host uid for all its sandboxes (a Sandbox's files pass from one pooled
  * sandbox to the next, of any template: see userns.c), derived from the pid and a counter. Two SDK
  * processes whose pids agree modulo 1024 can share one; sandboxes are isolated from each other by their
  * namespaces, not their uid; what they would share is the kernel's per-uid accounting (pipe buffers,
@@ -58,6 +87,7 @@ export class Zeroboot {
   readonly #state: StateDir;
   readonly #sandboxes = new Set<Sandbox>();
   readonly #store: LayerStore;
+  readonly #hostUid: number;
   #host: SandboxHost | undefined;
   #inFlight = 0;
   #closed = false;
@@ -66,6 +96,7 @@ export class Zeroboot {
   private constructor(options: ResolvedStartOptions, state: StateDir, hostUid: number) {
     this.#options = options;
     this.#state = state;
+    this.#hostUid = hostUid;
     const parent = layerStoreParent();
     this.#store = new LayerStore(parent ? join(parent, basename(state.path)) : join(state.path, 'layers'), hostUid);
   }
@@ -74,14 +105,17 @@ export class Zeroboot {
   static async start(options: StartOptions = {}): Promise<Zeroboot> {
     const resolved = parseOrThrow(startSchema, options, 'options');
     native(); // UNSUPPORTED_PLATFORM / a missing build, before anything is created
-    if (process.getuid?.() !== 0) {
-      throw new ZerobootError('KERNEL_FEATURE_MISSING', 'zeroboot needs to run as root for now: rootless mode (unprivileged user namespaces) is not built yet. Run the SDK as root, e.g. in a container or VM.');
+    const rootless = isRootless();
+    if (rootless) {
+      const blocked = rootlessBlocker();
+      if (blocked) throw blocked;
     }
     const templates: NonNullable<ResolvedStartOptions['templates']> =
       resolved.templates ?? Object.fromEntries(availableRuntimes().map((r) => [r, { preload: [], prewarm: true, concurrency: 64 }]));
     const state = createStateDir();
     const instance = (process.pid % 1024) * 64 + (instanceCounter++ % 64);
-    const hostUid = 1_000_000 + instance;
+    // Rootless, the kernel lets us map only our own uid: every sandbox is the SDK's user on the host.
+    const hostUid = rootless ? process.getuid!() : 1_000_000 + instance;
     let zb: Zeroboot;
     try {
       zb = new Zeroboot(resolved, state, hostUid);
@@ -99,14 +133,16 @@ export class Zeroboot {
           ['etc_dir', state.etcDir],
           ['layer_dir', zb.#store.root],
           ['template', name],
-          ['host_uid', hostUid],
+          ...(rootless ? [['rootless', 1] satisfies Setting] : [['host_uid', hostUid] satisfies Setting]),
           ['memory_mb', limits.memoryMb],
           ['max_processes', limits.maxProcesses],
           ['disk_mb', limits.diskMb],
           ['sdk_pid', process.pid],
           ['control_fd', 3],
         ], `options.templates.${name}`);
-        const server = new ForkServer({ template: name, ...launch, pool: spec.pool ?? DEFAULT_POOL[runtime] });
+        // Rootless, through the launcher that enters the server's own user namespace (userns.c).
+        const command = rootless ? { command: usernsLauncherPath, args: [launch.command, launch.argv0 ?? launch.command, ...launch.args], argv0: launch.argv0 } : launch;
+        const server = new ForkServer({ template: name, ...command, pool: spec.pool ?? DEFAULT_POOL[runtime] });
         zb.#templates.set(name, { name, runtime, server, queue: new Limiter(spec.concurrency) });
       }
       await Promise.all([...zb.#templates.values()].map((t) => t.server.start()));
@@ -227,7 +263,15 @@ export class Zeroboot {
         p99ForkMs: t.server.forkMs.percentile(99),
       };
     }
-    return { templates, sandboxes: this.#inFlight };
+    return { templates, sandboxes: this.#inFlight, enforcement: this.enforcement };
+  }
+
+  /** How sandboxes are isolated and limited (also in `stats()`). */
+  get enforcement(): Enforcement {
+    // Every fork-server of an instance runs on the same machine as the same user: the first one speaks for all.
+    const features = [...this.#templates.values()][0]?.server.features ?? 0;
+    const cgroup = features & Feature.CGROUP_V2 ? 'cgroup-v2' : features & Feature.CGROUP_V1 ? 'cgroup-v1' : 'rlimit';
+    return { mode: features & Feature.ROOTLESS ? 'rootless' : 'root', hostUid: this.#hostUid, memory: cgroup, processes: cgroup };
   }
 
   /** Internal view for the benchmark and doctor: the fork-server of a template. */

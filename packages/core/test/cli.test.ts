@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from 'vitest';
 
 import { runDoctor } from '../src/doctor.js';
+import { ROOTLESS } from '../../../test/helpers.js';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'zeroboot-cli-test-'));
@@ -81,17 +82,20 @@ describe('zeroboot doctor', () => {
   test('exits 0 on this machine and prints a line per check', () => {
     const r = zeroboot(['doctor']);
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    for (const name of ['linux', 'root', 'user namespaces', 'seccomp', 'python3', 'end-to-end']) {
+    for (const name of ['linux', 'privileges', 'user namespaces', 'seccomp', 'python3', 'end-to-end', 'limits']) {
       expect(r.stdout).toMatch(new RegExp(`^ok +${name} `, 'm'));
     }
     expect(r.stdout).toMatch(/^ok +end-to-end .*print\(1\+1\) -> 2 .*features: /m);
+    // Which limit is enforced how: rootless, sandboxes are the user's own uid, and without a delegated cgroup
+    // v2 subtree (none on this project's cgroup v1 machines) memory is RLIMIT_AS per process.
+    expect(r.stdout).toMatch(ROOTLESS ? /^ok +limits +rootless, sandboxes run as host uid \d+; memoryMb: per process, by RLIMIT_AS/m : /^ok +limits +root, sandboxes run as host uid \d{7,}; memoryMb: per sandbox/m);
   });
 
   test('runDoctor() returns the checks, named, with the fork-server features', async () => {
     const report = await runDoctor();
     expect(report.ok).toBe(true);
     const names = report.checks.map((c) => c.name);
-    expect(names).toEqual(expect.arrayContaining(['linux', 'root', 'native addon', 'python3', 'user namespaces', 'namespaces', 'seccomp', 'landlock', 'cgroups', 'overlayfs', 'end-to-end']));
+    expect(names).toEqual(expect.arrayContaining(['linux', 'privileges', 'native addon', 'python3', 'user namespaces', 'namespaces', 'seccomp', 'landlock', 'cgroups', 'overlayfs', 'end-to-end', 'limits']));
     for (const check of report.checks) {
       expect(['error', 'warning']).toContain(check.severity);
       expect(check.detail.length).toBeGreaterThan(0);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 
 import {
+  ROOTLESS,
   Zeroboot,
   alive,
   eventually,
@@ -17,6 +18,7 @@ import {
   record,
   run,
   runJson,
+  sandboxGroups,
   sharedZeroboot,
   within,
   withZeroboot,
@@ -220,13 +222,13 @@ describe('run: what the code sees', () => {
       print(json.dumps({
           "cwd": os.getcwd(), "argv": sys.argv, "name": __name__, "path0": sys.path[0],
           "hostname": socket.gethostname(), "uname": os.uname().nodename,
-          "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "groups": os.getgroups(),
+          "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "groups": sorted(set(os.getgroups())),
           "pid": os.getpid(), "home": os.environ.get("HOME"),
       }))
     `));
     expect(seen).toEqual({
       cwd: '/workspace', argv: ['-c'], name: '__main__', path0: '', hostname: 'sandbox', uname: 'sandbox',
-      uid: 1000, euid: 1000, gid: 1000, groups: [], pid: 1, home: '/workspace',
+      uid: 1000, euid: 1000, gid: 1000, groups: sandboxGroups(), pid: 1, home: '/workspace',
     });
   });
 
@@ -624,7 +626,14 @@ describe('run: arguments, runtimes and lifecycle', () => {
       expect(before).toEqual({
         templates: { python: { ready: 2, forks: expect.any(Number), p50ForkMs: expect.any(Number), p99ForkMs: expect.any(Number) } },
         sandboxes: 0,
+        enforcement: {
+          mode: ROOTLESS ? 'rootless' : 'root',
+          hostUid: ROOTLESS ? process.getuid!() : expect.any(Number),
+          memory: expect.stringMatching(/^(cgroup-v1|cgroup-v2|rlimit)$/),
+          processes: expect.stringMatching(/^(cgroup-v1|cgroup-v2|rlimit)$/),
+        },
       });
+      if (!ROOTLESS) expect(before.enforcement.hostUid).toBeGreaterThanOrEqual(1_000_000);
       const t = before.templates.python!;
       expect(t.forks).toBeGreaterThanOrEqual(2);
       expect(t.p50ForkMs).toBeGreaterThan(0);

@@ -234,7 +234,10 @@ describe('node', () => {
 describe('shell', () => {
   test('bash, with the host\'s tools read-only: coreutils, grep, sed, awk, python3, node', async () => {
     const r = await run('shell', 'echo "$BASH_VERSION" | cut -c1; printf "b\\na\\n" | sort | tr "\\n" " "; echo abc | grep -o b; echo x | sed s/x/y/; echo 1 2 | awk "{print \\$2}"; python3 -c "print(3)"; node -e "console.log(4)"; touch /usr/zb 2>/dev/null || echo read-only');
-    expect(r.stdout).toBe('5\na b b\ny\n2\n3\n4\nread-only\n');
+    // With memoryMb held by RLIMIT_AS (no memory cgroup, as rootless on cgroup v1), a Node started from the shell has
+    // no room for the 1.1 GB of address space V8 reserves; the shell's tools all work.
+    const node = zb().enforcement.memory === 'rlimit' ? '' : '4\n';
+    expect(r.stdout).toBe(`5\na b b\ny\n2\n3\n${node}read-only\n`);
   });
 
   test('a script killed by a signal has exitCode null and the signal', async () => {

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 
 import { describe, expect, test } from 'vitest';
 
-import { record, sharedZeroboot, withZeroboot, zerobootError } from '../../../test/helpers.js';
+import { ROOTLESS, record, sharedZeroboot, withZeroboot, zerobootError } from '../../../test/helpers.js';
 import type { Sandbox } from '../src/index.js';
 
 const zb = sharedZeroboot({ templates: { python: { pool: 2 }, node: { pool: 1 }, shell: { pool: 2 } }, limits: { diskMb: 64 } });
@@ -456,6 +456,16 @@ describe('second review findings', () => {
   test('errors say what happened: a file listed is not a directory, an unreadable file is a permission error, not "read-only"', async () => {
     await using sb = await sandbox();
     await sh(sb, 'echo x > file; echo s > secret; chmod 000 secret; mkdir closed; echo y > closed/in; chmod 000 closed');
+    if (ROOTLESS) {
+      // Rootless, the SDK is the files' owner without CAP_DAC_OVERRIDE: it cannot read what the run made
+      // unreadable to its owner, so that run's writes cannot be kept and are dropped whole, with an error
+      // that says so (docs/security.md, "Rootless mode").
+      const dropped = await zerobootError(sb.files.list('.'));
+      expect(dropped.code).toBe('SANDBOX_SETUP_FAILED');
+      expect(dropped.message).toMatch(/EACCES/);
+      expect(await sb.files.exists('file')).toBe(false);
+      return;
+    }
     const notDir = await zerobootError(sb.files.list('file'));
     expect(notDir.code).toBe('INVALID_ARGUMENT');
     expect(notDir.message).toMatch(/not a directory/);
@@ -501,7 +511,7 @@ describe('isolation of the layer store', () => {
 
 /** This process's layer stores on the host (white-box: what the disk holds). */
 function ownStores(): string[] {
-  const parent = '/var/tmp/zeroboot';
+  const parent = ROOTLESS ? `/var/tmp/zeroboot-${process.getuid!()}` : '/var/tmp/zeroboot';
   return readdirSync(parent)
     .filter((d) => d.startsWith(`${process.pid}-`))
     .map((d) => `${parent}/${d}`)

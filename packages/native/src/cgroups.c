@@ -323,7 +323,23 @@ void zb_cgroups_cleanup(void) {
   mode = MODE_NONE;
 }
 
-/* In the sandbox, before the capabilities go. */
+/* The address space the sandbox already has, in bytes: the runtime it was forked from, with whatever it
+ * reserved. V8 reserves far more than it uses (its code range and heap cages: over 1 GiB of PROT_NONE), so
+ * an RLIMIT_AS of memoryMb alone would leave a forked Node no room for its next page. 0 if unknown. */
+static rlim_t mapped_bytes(void) {
+  char text[128];
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof text - 1);
+  if (fd >= 0)
+    close(fd);
+  if (n <= 0)
+    return 0;
+  text[n] = '\0';
+  return (rlim_t)strtoull(text, NULL, 10) * (rlim_t)sysconf(_SC_PAGESIZE);
+}
+
+/* In the sandbox, before the capabilities go. Without a memory cgroup, RLIMIT_AS holds each process to
+ * memoryMb more than the sandbox had mapped when it was forked (its children inherit the same limit). */
 int zb_limits_apply(zb_error *err) {
   struct {
     int resource;
@@ -332,7 +348,7 @@ int zb_limits_apply(zb_error *err) {
       {RLIMIT_CORE, 0},
       {RLIMIT_NPROC, zb_cfg.max_processes},
       {RLIMIT_FSIZE, (rlim_t)zb_cfg.disk_mb << 20},
-      {RLIMIT_AS, mode == MODE_NONE ? (rlim_t)zb_cfg.memory_mb << 20 : RLIM_INFINITY},
+      {RLIMIT_AS, mode == MODE_NONE ? mapped_bytes() + ((rlim_t)zb_cfg.memory_mb << 20) : RLIM_INFINITY},
   };
   for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
     if (limits[i].value == RLIM_INFINITY)

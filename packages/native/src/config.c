@@ -80,6 +80,12 @@ int zb_config_set(const char *key, const char *value, zb_error *err) {
     zb_cfg.madv_dofork = n == 1;
     return 0;
   }
+  if (strcmp(key, "rootless") == 0) {
+    if (parse_unsigned(&n, key, value, 0, 1, err) < 0)
+      return -1;
+    zb_cfg.rootless = n == 1;
+    return 0;
+  }
   if (strcmp(key, "sdk_pid") == 0) {
     if (parse_unsigned(&n, key, value, 1, 1u << 30, err) < 0)
       return -1;

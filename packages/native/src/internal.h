@@ -45,6 +45,7 @@ struct zb_config {
   int control_fd;
   pid_t sdk_pid;
   bool madv_dofork; /* runtimes whose heap is MADV_DONTFORK (V8): undo it before every fork */
+  bool rootless;    /* the fork-server is not root on the host: it runs in a user namespace of its own (userns.c) */
 };
 
 extern struct zb_config zb_cfg;
@@ -63,6 +64,7 @@ void zb_rootfs_close_layer_store(void);
 int zb_rootfs_layers(const int *layer_fds, unsigned count, uint64_t disk_bytes, zb_error *err);
 
 /* userns.c */
+int zb_userns_enter_own(zb_error *err); /* rootless: the fork-server's own user namespace */
 int zb_userns_write_maps(pid_t pid, unsigned host_id, zb_error *err);
 int zb_userns_become_sandbox_user(zb_error *err);
 

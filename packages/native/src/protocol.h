@@ -50,6 +50,7 @@ enum zb_feature {
   ZB_FEATURE_RLIMIT_MEMORY = 1u << 2, /* no writable memory cgroup: RLIMIT_AS instead */
   ZB_FEATURE_LANDLOCK_SCOPES = 1u << 3,
   ZB_FEATURE_SECCOMP = 1u << 4,
+  ZB_FEATURE_ROOTLESS = 1u << 5, /* not root on the host: sandboxes run as the SDK's own uid (userns.c) */
 };
 
 /* Flags in EXIT.b */

@@ -165,8 +165,17 @@ int zb_rootfs_build(zb_error *err) {
    * one there (mnt_already_visible() in fs/namespace.c): this one, of the host's pid namespace, is that
    * proof. Every sandbox covers it with its own, and cannot uncover it since it arrives locked. */
   join(path, sizeof path, root, "/proc");
-  if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+  /* Rootless, the server may not mount a proc of the host's pid namespace (that needs CAP_SYS_ADMIN in the
+   * namespace owning it, the host's): a bind of the host's /proc is the same proof. Its submounts come
+   * along, and each sandbox's proc mount succeeds only if they cover nothing but empty directories, which
+   * a container's masked /proc paths do not (doctor: systempaths=unconfined). */
+  if (zb_cfg.rootless ? mount("/proc", path, NULL, MS_BIND | MS_REC, NULL) < 0
+                      : mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     return zb_fail(err, ZB_STEP_ROOTFS, errno, "mount proc");
+  /* Not read-only: a proof mount locked read-only would oblige every sandbox's proc to be read-only too. */
+  struct mount_attr proc_attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
+  if (zb_cfg.rootless && syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &proc_attr, sizeof proc_attr) < 0)
+    return zb_fail(err, ZB_STEP_ROOTFS, errno, "make the bound /proc nosuid");
   if (mount(NULL, root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
     return zb_fail(err, ZB_STEP_ROOTFS, errno, "remount the root read-only");
 

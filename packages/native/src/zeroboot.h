@@ -24,7 +24,8 @@
 #include "error.h"
 
 /* Keys: state_dir, etc_dir, layer_dir, ro_path (repeatable; PATH, or HOST=>SANDBOX to bind it elsewhere), template, host_uid, memory_mb, max_processes, disk_mb,
- * control_fd, sdk_pid, hostname, madv_dofork (0/1). Unknown keys and malformed numbers fail with ZB_STEP_CONFIG. */
+ * control_fd, sdk_pid, hostname, madv_dofork (0/1),
+ * rootless (0/1: the SDK is not root; see userns.c). Unknown keys and malformed numbers fail with ZB_STEP_CONFIG. */
 int zb_config_set(const char *key, const char *value, zb_error *err);
 
 int zb_zygote_init(zb_error *err);

@@ -301,9 +301,15 @@ static int on_signals(void) {
 }
 
 int zb_zygote_init(zb_error *err) {
-  if (geteuid() != 0)
-    return zb_fail(err, ZB_STEP_CONFIG, EPERM,
-                   "the fork-server needs root for now (rootless mode is not built yet): run the SDK as root");
+  /* Rootless, the server runs as uid 0 of a user namespace of its own, entered by zeroboot-userns before
+   * the runtime started (a runtime with threads cannot enter one itself), or here (userns.c). */
+  if (zb_cfg.rootless) {
+    if (geteuid() != 0 && zb_userns_enter_own(err) < 0)
+      return -1;
+    zb_cfg.host_uid = 0; /* the SDK's uid, as that namespace names it */
+  } else if (geteuid() != 0) {
+    return zb_fail(err, ZB_STEP_CONFIG, EPERM, "not root: an unprivileged SDK starts fork-servers with config rootless=1");
+  }
   if (zb_cfg.state_dir[0] == '\0')
     return zb_fail(err, ZB_STEP_CONFIG, 0, "config state_dir is required");
   /* SIGTERM rather than SIGKILL so that the cgroup slots are removed on the way out. */
@@ -361,7 +367,8 @@ int zb_zygote_serve(zb_error *err) {
    * writing chunk headers on page after shared page: ~0.4 MiB of copy-on-write per sandbox. */
   malloc_trim(0);
 #endif
-  unsigned features = zb_cgroups_features() | ZB_FEATURE_SECCOMP | (zb_landlock_probe() >= 6 ? ZB_FEATURE_LANDLOCK_SCOPES : 0);
+  unsigned features = zb_cgroups_features() | ZB_FEATURE_SECCOMP | (zb_landlock_probe() >= 6 ? ZB_FEATURE_LANDLOCK_SCOPES : 0) |
+                      (zb_cfg.rootless ? ZB_FEATURE_ROOTLESS : 0);
   char text[128];
   snprintf(text, sizeof text, "landlock abi %d", zb_landlock_probe());
   send_message(ZB_MSG_HELLO, 0, ZB_PROTOCOL_VERSION, (int32_t)features, text, NULL, 0);
