@@ -2,12 +2,16 @@
 // the instance's sandbox uid. A layer is in overlayfs's upper-layer format (whiteouts, opaque
 // directories; layers.ts), so a stack of them mounts as one overlay inside a sandbox. Layers are shared
 // between the stacks of a Sandbox and its branches and counted: the last release removes the directory.
+import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs';
-import { chown, mkdir, rm } from 'node:fs/promises';
+import { chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 import { ZerobootError } from './errors.js';
 import { isRootless, privateDirectory, sweepStale } from './host.js';
+
+const execFileAsync = promisify(execFile);
 
 export class Layer {
   /** Its directory's name in the store: what a sandbox's request names it by. */
@@ -65,13 +69,25 @@ export class LayerStore {
   /** Drops one reference from each; removes the layers nobody holds any more. */
   async release(layers: readonly Layer[]): Promise<void> {
     const gone = layers.filter((layer) => --layer.refs === 0);
-    await Promise.all(gone.map((layer) => rm(layer.path, { recursive: true, force: true })));
+    await Promise.all(gone.map((layer) => removeTree(layer.path)));
   }
 
   /** Removes every layer: the instance is closing. */
   remove(): void {
     this.#removed = true;
     rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes a layer directory whatever its depth: rm(1) walks fd by fd (a layer a sandbox wrote can hold
+ * paths longer than PATH_MAX, which fs.rm cannot remove), and does not leave a mount it meets.
+ */
+async function removeTree(path: string): Promise<void> {
+  try {
+    await execFileAsync('rm', ['-rf', '--one-file-system', '--', path]);
+  } catch (cause) {
+    throw new ZerobootError('SANDBOX_SETUP_FAILED', `A layer directory could not be removed (${(cause as Error).message.trim()}): check the host's disk under ${path}.`, { cause });
   }
 }
 

@@ -19,6 +19,8 @@ import { native } from './native.js';
 
 const OPAQUE_XATTR = 'user.overlay.opaque';
 const OPAQUE_VALUE = Buffer.from('y');
+/** What a new directory takes on the host's disk, for a squash's budget (one block of ext4). */
+const DIRECTORY_BYTES = 4096;
 /** Permission bits and sticky: setuid and setgid are never carried into a layer. */
 const CARRIED_MODE_BITS = 0o1777;
 
@@ -147,8 +149,10 @@ export async function squash(src: string, dst: string, below: string[], options:
   };
 
   const budget = options.budget ?? Infinity;
+  // A directory's block is counted once it is full (bytesDelta, at the end): until then it is counted here.
+  let newDirectories = 0;
   const spend = (bytes: number, rel: string): void => {
-    if (bytesDelta + bytes > budget) {
+    if (bytesDelta + newDirectories * DIRECTORY_BYTES + bytes > budget) {
       throw Object.assign(new Error(`EDQUOT: squashing '${rel}' would take the layer past its budget of ${budget} bytes`), { code: 'EDQUOT', path: rel });
     }
   };
@@ -175,8 +179,10 @@ export async function squash(src: string, dst: string, below: string[], options:
       }
       // Owned by the sandbox user at once: half a squash must leave nothing a sandbox cannot read (a layer's
       // directories are read with the sandbox user's rights). The mode is set once the directory is full.
+      spend(DIRECTORY_BYTES, rel);
       await mkdir(to, { mode: 0o700 });
       await lchown(to, options.uid, options.gid);
+      newDirectories++;
       // A non-opaque directory above a non-directory already hides it (the kernel stops merging there); the marker
       // makes that explicit.
       if (under !== null && (replacing || !under.isDirectory())) native().setXattr(to, OPAQUE_XATTR, OPAQUE_VALUE);
@@ -422,9 +428,12 @@ function viewLister(resolveView: Resolver): Lister {
 async function walk(list: Lister, rel: string, visit: (rel: string, stats: Stats) => boolean | Promise<boolean>): Promise<void> {
   for (const [name, stats] of await list(rel)) {
     const child = rel === '' ? name : `${rel}/${name}`;
+    // The metadata calls are synchronous: let the event loop (other sandboxes' runs, timers) in now and then.
+    if (++walked % 256 === 0) await new Promise(setImmediate);
     if ((await visit(child, stats)) && stats.isDirectory()) await walk(list, child, visit);
   }
 }
+let walked = 0;
 
 function resolve(stack: string[], rel: string): Resolved | null {
   let found: Resolved | null = resolveRoot(stack);

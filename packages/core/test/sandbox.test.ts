@@ -427,11 +427,13 @@ describe('second review findings', () => {
     await sh(sb, 'echo before > kept');
     const name = 'd'.repeat(250);
     // 20 levels of 251 bytes: ~5 KB below /workspace, fine inside (each mkdir is relative), too long for a host path.
+    const layers = layerCount();
     const r = await sb.run('shell', `echo new > new-file; for i in $(seq 1 20); do mkdir ${name} && cd ${name} || exit 1; done; echo deep > f; echo ok`);
     expect(r.stdout).toBe('ok\n');
     const error = await zerobootError(sb.files.read('kept'));
     expect(error.code).toBe('SANDBOX_SETUP_FAILED');
     expect(error.message).toMatch(/could not be kept/);
+    expect(layerCount()).toBe(layers); // the layer the copy went to is gone from the host's disk too
     expect(await sh(sb, 'cat kept; ls -A; id -u')).toMatch(/^before\nkept\n\d+\n$/);
     expect(await sb.diff()).toEqual([{ path: 'kept', kind: 'added' }]);
   });
@@ -477,6 +479,17 @@ describe('second review findings', () => {
       expect(error.message).toMatch(/Permission denied/);
     }
     expect((await zerobootError(sb.files.write('/usr/x', 'x'))).message).toMatch(/read-only/);
+  });
+
+  test('attack: empty directories cost the tmpfs nothing but a block each on the host: they count against the quota when kept', async () => {
+    await withZeroboot({ templates: { shell: { pool: 1 } }, limits: { diskMb: 8 } }, async (z) => {
+      await using sb = await z.sandbox();
+      // 5 MB of data and 1000 directories (4 MB on the host): fits the 8 MB tmpfs, not the 8 MB quota.
+      const r = await sb.run('shell', 'head -c 5000000 /dev/zero > data; mkdir $(seq 1 1000); echo ok');
+      expect(r.stdout).toBe('ok\n');
+      await failsWith(sb.files.exists('data'), 'DISK_QUOTA_EXCEEDED');
+      expect(await sb.files.exists('data')).toBe(false);
+    });
   });
 
   test('the quota counts what a branch shares with its parent: branching and closing branches neither frees nor overfills it', async () => {

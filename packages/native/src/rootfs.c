@@ -254,9 +254,9 @@ int zb_rootfs_sandbox(zb_error *err) {
 
 /* A Sandbox's run: its layers, read-only, under a copy-on-write overlay whose upper directory is on this
  * sandbox's own tmpfs, bound over /workspace and /tmp. The tmpfs, sized to what the Sandbox may still
- * write, is where the run's writes land; the SDK copies them into the Sandbox's top layer once every
- * process of the run is gone (core/src/layers.ts). Its pages are charged to this sandbox's memory cgroup
- * only while the sandbox lives: the layers on the host belong to no sandbox's cgroup.
+ * write, is where the run's writes land; the SDK copies them into a new layer once every process of the
+ * run is gone (core/src/layers.ts). Its pages are charged to this sandbox's cgroup slot until the SDK
+ * closes its fd on the upper directory after that copy; the layers on the host belong to no cgroup.
  *
  * The layers are O_PATH fds below the store's bind, named by /proc/self/fd paths in the options. */
 int zb_rootfs_layers(const int *layer_fds, unsigned count, uint64_t disk_bytes, zb_error *err) {

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,10 +369,55 @@ static int open_removable_dir(int parent, const char *name) {
   return fd;
 }
 
+/* The names in directory fd (not "." or ".."), read once into a heap array; NULL with errno set. */
+static char **read_names(int fd, size_t *count) {
+  *count = 0;
+  DIR *dir = open_dir(fd, ".", 0);
+  if (dir == NULL)
+    return NULL;
+  char **names = NULL;
+  size_t capacity = 0;
+  struct dirent *entry;
+  int e = 0;
+  while (e == 0 && (errno = 0, entry = readdir(dir)) != NULL) {
+    if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+      continue;
+    if (*count == capacity) {
+      char **grown = realloc(names, (capacity = capacity * 2 + 16) * sizeof *names);
+      if (grown == NULL) {
+        e = ENOMEM;
+        break;
+      }
+      names = grown;
+    }
+    if ((names[*count] = strdup(entry->d_name)) == NULL)
+      e = ENOMEM;
+    else
+      (*count)++;
+  }
+  if (e == 0 && errno != 0)
+    e = errno;
+  closedir(dir);
+  if (e != 0) {
+    while (*count > 0)
+      free(names[--*count]);
+    free(names);
+    errno = e;
+    return NULL;
+  }
+  return names != NULL ? names : calloc(1, sizeof *names);
+}
+
+/* One directory on the way down: its names, read once, and how far remove_at has got through them. */
+struct level {
+  char **names;
+  size_t count, next;
+};
+
 /* Removes parent/name and everything under it without following a symlink or entering another mount,
- * with two fds open at any depth: entries are removed as they are met, so a directory re-read from its
- * start after each subdirectory shows only what is left, and ".." leads back up (nothing else runs in
- * this sandbox to move a directory meanwhile; names down the current path are kept on the heap). */
+ * with two fds open at any depth and each directory read once: the names of every directory on the way
+ * down are kept on the heap, and ".." leads back up (nothing else runs in this sandbox to move a
+ * directory meanwhile). */
 static int remove_at(int parent, const char *name) {
   if (unlinkat(parent, name, 0) == 0)
     return 0;
@@ -381,39 +427,47 @@ static int remove_at(int parent, const char *name) {
   int current = open_removable_dir(parent, name);
   if (current < 0)
     return errno == ENOTDIR ? unlink_errno : errno;
-  char **path = NULL;
+  struct level *levels = NULL;
   size_t depth = 0, capacity = 0;
   int rc = 0;
-  while (rc == 0) {
-    char *down = NULL;
-    DIR *dir = open_dir(current, ".", 0);
-    if (dir == NULL) {
-      rc = errno;
-      break;
-    }
-    struct dirent *entry;
-    while (rc == 0 && down == NULL && (entry = readdir(dir)) != NULL) {
-      if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0 || unlinkat(current, entry->d_name, 0) == 0)
-        continue;
-      if (errno != EISDIR && errno != EPERM)
+  for (bool descend = true; rc == 0;) {
+    if (descend) {
+      if (depth == capacity) {
+        struct level *grown = realloc(levels, (capacity = capacity * 2 + 16) * sizeof *levels);
+        if (grown == NULL) {
+          rc = ENOMEM;
+          break;
+        }
+        levels = grown;
+      }
+      struct level *level = &levels[depth];
+      if ((level->names = read_names(current, &level->count)) == NULL) {
         rc = errno;
-      else if ((down = strdup(entry->d_name)) == NULL)
-        rc = ENOMEM;
-    }
-    closedir(dir);
-    if (down != NULL) {
-      int child = open_removable_dir(current, down);
-      if (child < 0 || (depth == capacity && (path = realloc(path, (capacity = capacity * 2 + 16) * sizeof *path)) == NULL)) {
-        rc = child < 0 ? (errno == ENOTDIR ? EPERM : errno) : ENOMEM;
-        if (child >= 0)
-          close(child);
-        free(down);
         break;
       }
-      path[depth++] = down;
+      level->next = 0;
+      depth++;
+      descend = false;
+    }
+    struct level *level = &levels[depth - 1];
+    if (level->next < level->count) {
+      const char *entry = level->names[level->next++];
+      if (unlinkat(current, entry, 0) == 0)
+        continue;
+      if (errno != EISDIR && errno != EPERM) {
+        rc = errno;
+        break;
+      }
+      int child = open_removable_dir(current, entry);
+      if (child < 0) {
+        rc = errno == ENOTDIR ? EPERM : errno;
+        break;
+      }
       close(current);
       current = child;
-    } else if (rc == 0 && depth > 0) {
+      descend = true;
+    } else if (depth > 1) {
+      /* This directory is empty now: up to its parent, and remove it there by the name it was entered by. */
       int up = openat(current, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (up < 0) {
         rc = errno;
@@ -421,17 +475,24 @@ static int remove_at(int parent, const char *name) {
       }
       close(current);
       current = up;
-      char *done = path[--depth];
-      if (unlinkat(current, done, AT_REMOVEDIR) < 0)
+      for (size_t i = 0; i < level->count; i++)
+        free(level->names[i]);
+      free(level->names);
+      depth--;
+      struct level *above = &levels[depth - 1];
+      if (unlinkat(current, above->names[above->next - 1], AT_REMOVEDIR) < 0)
         rc = errno;
-      free(done);
     } else
       break;
   }
   close(current);
-  while (depth > 0)
-    free(path[--depth]);
-  free(path);
+  while (depth > 0) {
+    struct level *level = &levels[--depth];
+    for (size_t i = 0; i < level->count; i++)
+      free(level->names[i]);
+    free(level->names);
+  }
+  free(levels);
   if (rc == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0)
     rc = errno;
   return rc;
