@@ -37,6 +37,16 @@ declare module 'vitest' {
  */
 export const ROOTLESS = process.getuid?.() !== 0;
 
+/** Where the SDK keeps its instances' state directories (host.ts stateParent), as root or rootless. */
+export const STATE_PARENT = !ROOTLESS
+  ? '/run/zeroboot'
+  : process.env.XDG_RUNTIME_DIR?.startsWith('/')
+    ? `${process.env.XDG_RUNTIME_DIR}/zeroboot`
+    : `${process.env.TMPDIR ?? '/tmp'}/zeroboot-${process.getuid!()}`;
+
+/** Where the SDK keeps its instances' layer stores (layer-store.ts layerStoreParent), as root or rootless. */
+export const LAYER_PARENT = ROOTLESS ? `/var/tmp/zeroboot-${process.getuid!()}` : '/var/tmp/zeroboot';
+
 /**
  * The supplementary groups code in a sandbox has: none as root (setgroups(0) drops them); rootless, the
  * SDK user's, which no process of its user namespaces may drop (setgroups is denied there so that the

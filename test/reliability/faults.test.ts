@@ -4,13 +4,13 @@
 // promise settles, with a result or a stable error code, within a bound) and what the host sees afterwards
 // (no sandbox process, no fork-server, no state left).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import { describe, expect, test } from 'vitest';
 
-import { ZerobootError, alive, eventually, hostProcesses, hostUidFrom, record, within, withZeroboot, type RunResult } from '../helpers.js';
+import { LAYER_PARENT, ROOTLESS, STATE_PARENT, ZerobootError, alive, eventually, hostProcesses, hostUidFrom, record, within, withZeroboot, type RunResult } from '../helpers.js';
 import { PROGRAMS, RUNTIMES, hostUidOf, leftovers, runtimeMarker, type Runtime } from './programs.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -128,7 +128,7 @@ describe('the SDK process killed with SIGKILL', () => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
-    const stateDir = `/run/zeroboot/${child.pid}-`;
+    const stateDir = `${STATE_PARENT}/${child.pid}-`;
     const ours = () => hostProcesses().filter((p) => p.cmdline.includes(stateDir) && !p.state.startsWith('Z'));
     let servers: number[] = [];
     let hostUid = 0;
@@ -155,12 +155,12 @@ describe('the SDK process killed with SIGKILL', () => {
       record('5 s after the kill', { leftovers: leftovers(hostUid, servers), ours: ours().map((p) => `${p.pid} ${p.cmdline.slice(0, 60)}`) });
       expect(clean).toBe(true);
       // Its state directory and layer store stay until the next SDK starts, which sweeps them (the owner is dead).
-      const stale = () => readdirSync('/run/zeroboot').filter((name) => name.startsWith(`${child.pid}-`));
+      const stale = () => readdirSync(STATE_PARENT).filter((name) => name.startsWith(`${child.pid}-`));
       const [name] = stale();
       expect(name).toBeDefined();
       await withZeroboot({ templates: { shell: { pool: 0 } } }, async () => {
         expect(stale()).toEqual([]);
-        expect(existsSync(`/var/tmp/zeroboot/${name}`)).toBe(false);
+        expect(existsSync(`${LAYER_PARENT}/${name}`)).toBe(false);
       });
     } finally {
       child.kill('SIGKILL');
@@ -212,8 +212,8 @@ describe('zb.close()', () => {
     });
     expect(closedIn).toBeLessThan(5000);
     expect(await eventually(() => leftovers(hostUid, serverPids).length === 0 && markers.every((m) => m.gone()), 3000)).toBe(true);
-    expect(readdirSync('/run/zeroboot').filter((name) => name.startsWith(`${process.pid}-`))).toEqual([]);
-    expect(readdirSync('/var/tmp/zeroboot').filter((name) => name.startsWith(`${process.pid}-`))).toEqual([]);
+    expect(readdirSync(STATE_PARENT).filter((name) => name.startsWith(`${process.pid}-`))).toEqual([]);
+    expect(readdirSync(LAYER_PARENT).filter((name) => name.startsWith(`${process.pid}-`))).toEqual([]);
   }, 60_000);
 });
 
@@ -254,16 +254,24 @@ describe('disks that fill up', () => {
       await settle('after that', sb.files.list('.').then((l) => l.map((e) => e.name)));
       await settle('a new write', sb.files.write('new.txt', 'y').then(() => sb.files.read('new.txt', 'utf8')));
       await settle('a plain run', zb.run('shell', 'echo ok').then((r) => r.stdout));
-      const fs = statfsSync('/var/tmp/zeroboot');
+      const fs = statfsSync(${JSON.stringify(LAYER_PARENT)});
       out.usedKb = (fs.blocks - fs.bfree) * fs.bsize / 1024;
       await zb.close();
-      const after = statfsSync('/var/tmp/zeroboot');
+      const after = statfsSync(${JSON.stringify(LAYER_PARENT)});
       out.usedKbAfterClose = (after.blocks - after.bfree) * after.bsize / 1024;
       console.log(JSON.stringify(out));
     `;
+    // Rootless, the mount needs a user namespace where mount(8) runs as root, and the child SDK then one more
+    // that maps the user's own uid back, so that it is as rootless there as here.
+    mkdirSync(LAYER_PARENT, { recursive: true, mode: 0o700 });
+    const asUser = ROOTLESS ? `unshare --user --map-user=${process.getuid!()} --map-group=${process.getgid!()} ` : '';
     const child = spawnSync(
       'unshare',
-      ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=4m,mode=0700 zb-full-disk /var/tmp/zeroboot && exec "$0" --input-type=module -e "$1"', process.execPath, script],
+      [
+        ...(ROOTLESS ? ['--user', '--map-root-user'] : []),
+        ...['--mount', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=4m,mode=0700 zb-full-disk "$2" && exec ${asUser}"$0" --input-type=module -e "$1"`],
+        ...[process.execPath, script, LAYER_PARENT],
+      ],
       { cwd: repoRoot, encoding: 'utf8', timeout: 45_000 },
     );
     record('child', { status: child.status, stdout: child.stdout, stderr: child.stderr.slice(-3000) });
