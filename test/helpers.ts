@@ -341,3 +341,14 @@ afterEach(() => {
     }
   }
 });
+
+/** SIGKILL to each process (gone ones are skipped): what a test left behind must not leak into the next. */
+export function killAll(processes: ReadonlyArray<{ pid: number }>): void {
+  for (const p of processes) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 import { describe, expect, test } from 'vitest';
 
-import { LAYER_PARENT, ROOTLESS, STATE_PARENT, ZerobootError, alive, eventually, hostProcesses, hostUidFrom, record, within, withZeroboot, type RunResult } from '../helpers.js';
+import { LAYER_PARENT, ROOTLESS, STATE_PARENT, ZerobootError, alive, eventually, hostProcesses, hostUidFrom, killAll, record, within, withZeroboot, type RunResult } from '../helpers.js';
 import { PROGRAMS, RUNTIMES, hostUidOf, leftovers, runtimeMarker, type Runtime } from './programs.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -164,13 +164,7 @@ describe('the SDK process killed with SIGKILL', () => {
       });
     } finally {
       child.kill('SIGKILL');
-      for (const p of ours()) {
-        try {
-          process.kill(p.pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
+      killAll(ours());
     }
   }, 60_000);
 });

@@ -14,6 +14,7 @@ import {
   eventually,
   hostProcesses,
   hostUidFrom,
+  killAll,
   marker,
   py,
   record,
@@ -258,13 +259,7 @@ describe('processes that try to outlive their run', () => {
     } finally {
       child.kill('SIGKILL');
       // Whatever the SDK left: kill it, so one failure does not leak into the next test.
-      for (const p of ours()) {
-        try {
-          process.kill(p.pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
+      killAll(ours());
     }
   }, 30_000);
 });
