@@ -50,7 +50,7 @@ describe('a fork-server killed with SIGKILL', () => {
       // And one run on each other template, which must not notice.
       const others = RUNTIMES.filter((r) => r !== runtime).map((r) => settled(zb.run(r, `${PROGRAMS[r].upThenSleep(1)}\n${PROGRAMS[r].echo('other fine')}`)));
       await up.all();
-      expect(markers.every((m) => m.find().length === 1)).toBe(true);
+      expect(await eventually(() => markers.every((m) => m.find().length === 1), 3000)).toBe(true);
       process.kill(serverPid, 'SIGKILL');
       const killedAt = performance.now();
       const outcomes = await within(Promise.all(runs), 5000, 'the runs to settle after their fork-server died');
@@ -149,8 +149,11 @@ describe('the SDK process killed with SIGKILL', () => {
       });
       record('before the kill', { servers, hostUid, processes: ours().length, markers: RUNTIMES.map((r) => markers[r].find().length) });
       expect(servers.every(alive)).toBe(true);
-      expect(RUNTIMES.every((r) => markers[r].find().length === 1)).toBe(true);
+      expect(await eventually(() => RUNTIMES.every((r) => markers[r].find().length === 1), 3000)).toBe(true);
+      const reaped = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGKILL');
+      // Until it is reaped its pid is taken (a zombie), and the next SDK rightly sees its owner alive.
+      await reaped;
       const clean = await eventually(() => leftovers(hostUid, servers).length === 0 && ours().length === 0 && RUNTIMES.every((r) => markers[r].gone()), 5000);
       record('5 s after the kill', { leftovers: leftovers(hostUid, servers), ours: ours().map((p) => `${p.pid} ${p.cmdline.slice(0, 60)}`) });
       expect(clean).toBe(true);

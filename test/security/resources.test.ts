@@ -246,7 +246,7 @@ describe('processes that try to outlive their run', () => {
       const before = { serverPid, hostUid, processes: ours().map((p) => `${p.pid} uid=${p.uid} ${p.cmdline.slice(0, 60)}`), marker: m.find() };
       record('before the kill', before);
       expect(alive(serverPid)).toBe(true);
-      expect(m.find()).toHaveLength(1);
+      expect(await eventually(() => m.find().length === 1, 3000)).toBe(true);
       child.kill('SIGKILL');
       const clean = await eventually(() => !alive(serverPid) && m.gone() && ours().length === 0 && sandboxUidProcesses((p) => p.uid === hostUid).length === 0, 5000);
       record('5 s after the kill', {

@@ -308,6 +308,9 @@ export class ForkServer {
     this.#consecutiveFailures = 0;
     const [requestFd, stdoutFd, stderrFd, pidfd] = fds as [number, number, number, number];
     const exit = deferred<ExitInfo>();
+    // A sandbox given back unused (its run aborted while it was forked) has no one waiting on its exit:
+    // a rejection at close must not be an unhandled one. Whoever awaits it still gets the error.
+    exit.promise.catch(() => {});
     this.#exits.set(message.id, exit);
     const sandbox: ReadySandbox = { id: message.id, pid: message.a, slot: message.b, requestFd, stdoutFd, stderrFd, pidfd, exit: exit.promise };
     const waiter = this.#waiters.shift();
