@@ -10,8 +10,23 @@
 // listed, squashed and removed through are opened below its root through no symlink (openat2 RESOLVE_BENEATH |
 // NO_SYMLINKS) and a file is copied from an fd checked to be the file lstat saw: a change fails the call, it never
 // leads it out of the layer.
-import { constants, fstatSync, lstatSync, readdirSync, type Stats } from 'node:fs';
-import { chmod, copyFile, lchown, link, lutimes, mkdir, open, readlink, rmdir, symlink, unlink } from 'node:fs/promises';
+import {
+  chmodSync,
+  constants,
+  fstatSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  rmdirSync,
+  symlinkSync,
+  unlinkSync,
+  type Stats,
+} from 'node:fs';
+import { copyFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { invalidArgument } from './errors.js';
@@ -180,8 +195,8 @@ export async function squash(src: string, dst: string, below: string[], options:
       // Owned by the sandbox user at once: half a squash must leave nothing a sandbox cannot read (a layer's
       // directories are read with the sandbox user's rights). The mode is set once the directory is full.
       spend(DIRECTORY_BYTES, rel);
-      await mkdir(to, { mode: 0o700 });
-      await lchown(to, options.uid, options.gid);
+      mkdirSync(to, { mode: 0o700 });
+      lchownSync(to, options.uid, options.gid);
       newDirectories++;
       // A non-opaque directory above a non-directory already hides it (the kernel stops merging there); the marker
       // makes that explicit.
@@ -194,17 +209,17 @@ export async function squash(src: string, dst: string, below: string[], options:
     if (stats.isFile() && !(options.move && stats.nlink === 1)) spend(stats.size, rel);
     if (stats.isFile()) {
       if (options.move && stats.nlink === 1) {
-        await link(from, to);
+        linkSync(from, to);
         // link(2) takes whatever is at `from` now: it must still be the file lstat saw.
         const linked = lstatSync(to);
         if (!linked.isFile() || linked.ino !== stats.ino) {
-          await unlink(to);
+          unlinkSync(to);
           throw viewError('ESTALE', 'changed while it was being moved', rel);
         }
       }
       else await copyRegularFile(src, rel, stats, to);
     } else if (stats.isSymbolicLink()) {
-      await symlink(await readlink(from), to);
+      symlinkSync(readlinkSync(from), to);
     } else {
       // A whiteout, or an entry that is never carried (fifo, socket, device): the name is absent afterwards.
       // Inside a new opaque directory nothing shows from below, so whiteouts there are dropped.
@@ -517,8 +532,9 @@ function fileType(stats: Stats): number {
 }
 
 /**
- * Synchronous on purpose, as the other metadata calls of a walk: a lookup is a few lstats of a few µs each,
- * and a round trip through libuv's thread pool per call cost ~1 ms per path in a diff. Copies stay async.
+ * Synchronous on purpose, as every metadata call here (lstat, mkdir, link, lchown, chmod, lutimes, unlink): each
+ * takes a few µs, and a round trip through libuv's thread pool per call cost ~0.1-1 ms (~1 ms per path in a diff,
+ * several ms per kept run). Copies of file data stay async; walks yield to the event loop every 256 entries.
  */
 function lstatOrNull(path: string): Stats | null {
   return lstatSync(path, { throwIfNoEntry: false }) ?? null;
@@ -530,10 +546,10 @@ function viewError(code: string, message: string, rel: string): Error {
 
 /** Owner, carried mode bits and times of a new entry in dst (a symlink's mode cannot be set, and is always 0777). */
 async function setMetadata(path: string, stats: Stats, owner: { uid: number; gid: number }): Promise<void> {
-  await lchown(path, owner.uid, owner.gid);
+  lchownSync(path, owner.uid, owner.gid);
   // chmod(2) follows a symlink: `path` is an entry squash has just made itself (and checked, for a hard link).
-  if (!stats.isSymbolicLink()) await chmod(path, stats.mode & CARRIED_MODE_BITS);
-  await lutimes(path, stats.atimeMs / 1000, stats.mtimeMs / 1000);
+  if (!stats.isSymbolicLink()) chmodSync(path, stats.mode & CARRIED_MODE_BITS);
+  lutimesSync(path, stats.atimeMs / 1000, stats.mtimeMs / 1000);
 }
 
 /** Removes the entry `rel` of layer `root` (lstat `stats`) and everything under it; returns the allocated bytes removed. */
@@ -548,7 +564,7 @@ async function removeEntry(root: string, rel: string, stats: Stats): Promise<num
   let bytes = 0;
   for (const entry of entries.reverse()) {
     bytes += entry.stats.blocks * 512;
-    await withDir(root, parentOf(entry.rel), (dir) => (entry.stats.isDirectory() ? rmdir : unlink)(`${dir}/${baseName(entry.rel)}`));
+    await withDir(root, parentOf(entry.rel), (dir) => (entry.stats.isDirectory() ? rmdirSync : unlinkSync)(`${dir}/${baseName(entry.rel)}`));
   }
   return bytes;
 }
@@ -558,7 +574,7 @@ async function sameEntry(a: Resolved | null, b: Resolved | null): Promise<boolea
   if (a === null || b === null) return a === b;
   if (fileType(a.stats) !== fileType(b.stats)) return false;
   if (a.stats.isDirectory()) return (a.stats.mode & 0o7777) === (b.stats.mode & 0o7777);
-  if (a.stats.isSymbolicLink()) return (await readlink(a.path)) === (await readlink(b.path));
+  if (a.stats.isSymbolicLink()) return readlinkSync(a.path) === readlinkSync(b.path);
   if ((a.stats.mode & 0o7777) !== (b.stats.mode & 0o7777)) return false;
   return !a.stats.isFile() || (a.stats.size === b.stats.size && (await sameContent(a, b)));
 }
