@@ -206,18 +206,17 @@ export async function squash(src: string, dst: string, below: string[], options:
     }
 
     if (existing !== null) bytesDelta -= await removeEntry(dst, rel, existing);
-    if (stats.isFile() && !(options.move && stats.nlink === 1)) spend(stats.size, rel);
-    if (stats.isFile()) {
-      if (options.move && stats.nlink === 1) {
-        linkSync(from, to);
-        // link(2) takes whatever is at `from` now: it must still be the file lstat saw.
-        const linked = lstatSync(to);
-        if (!linked.isFile() || linked.ino !== stats.ino) {
-          unlinkSync(to);
-          throw viewError('ESTALE', 'changed while it was being moved', rel);
-        }
+    if (stats.isFile() && options.move && stats.nlink === 1) {
+      linkSync(from, to);
+      // link(2) takes whatever is at `from` now: it must still be the file lstat saw.
+      const linked = lstatSync(to);
+      if (!linked.isFile() || linked.ino !== stats.ino) {
+        unlinkSync(to);
+        throw viewError('ESTALE', 'changed while it was being moved', rel);
       }
-      else await copyRegularFile(src, rel, stats, to);
+    } else if (stats.isFile()) {
+      spend(stats.size, rel);
+      await copyRegularFile(src, rel, stats, to);
     } else if (stats.isSymbolicLink()) {
       symlinkSync(readlinkSync(from), to);
     } else {
@@ -226,7 +225,7 @@ export async function squash(src: string, dst: string, below: string[], options:
       if (shownBelow(rel) === null) return false;
       native().mknodWhiteout(to);
     }
-    await setMetadata(to, stats, options);
+    setMetadata(to, stats, options);
     const blocks = lstatSync(to).blocks * 512;
     spend(blocks, rel);
     bytesDelta += blocks;
@@ -242,7 +241,7 @@ export async function squash(src: string, dst: string, below: string[], options:
   for (const { rel, stats, blocksBefore } of dirs.reverse()) {
     await withDir(dst, parentOf(rel), async (dir) => {
       const to = `${dir}/${baseName(rel)}`;
-      await setMetadata(to, stats, options);
+      setMetadata(to, stats, options);
       bytesDelta += (lstatSync(to).blocks - blocksBefore) * 512;
     });
   }
@@ -450,14 +449,10 @@ async function walk(list: Lister, rel: string, visit: (rel: string, stats: Stats
 }
 let walked = 0;
 
+/** One path of a view, checked to be a relative path without `.`, `..` or empty names. */
 function resolve(stack: string[], rel: string): Resolved | null {
-  let found: Resolved | null = resolveRoot(stack);
-  for (const name of components(rel)) {
-    if (!found.stats.isDirectory()) return null;
-    found = step(found.dirs, name);
-    if (found === null) return null;
-  }
-  return found;
+  components(rel);
+  return resolver(stack)(rel);
 }
 
 function resolveRoot(stack: string[]): Resolved {
@@ -545,7 +540,7 @@ function viewError(code: string, message: string, rel: string): Error {
 }
 
 /** Owner, carried mode bits and times of a new entry in dst (a symlink's mode cannot be set, and is always 0777). */
-async function setMetadata(path: string, stats: Stats, owner: { uid: number; gid: number }): Promise<void> {
+function setMetadata(path: string, stats: Stats, owner: { uid: number; gid: number }): void {
   lchownSync(path, owner.uid, owner.gid);
   // chmod(2) follows a symlink: `path` is an entry squash has just made itself (and checked, for a hard link).
   if (!stats.isSymbolicLink()) chmodSync(path, stats.mode & CARRIED_MODE_BITS);

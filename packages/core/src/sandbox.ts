@@ -239,10 +239,12 @@ export class Sandbox {
     // lead to them where this sandbox still has a directory there: where it has none, no change below can
     // apply (it would have been a conflict, unless it is a deletion, already true here).
     const theirChanged = new Set(theirChanges.map((c) => c.path));
+    // Their version goes in as they have it: what they changed, and conflicts settled 'theirs'.
+    const takenAsTheirs = (rel: string) => theirChanged.has(rel) || (onConflict === 'theirs' && inConflict(rel));
     const ourView = viewLookup(paths(ours));
     const leftOut = (rel: string, stats: Stats): boolean => {
       if (kept(rel)) return true;
-      if (theirChanged.has(rel) || (onConflict === 'theirs' && inConflict(rel))) return false;
+      if (takenAsTheirs(rel)) return false;
       return !stats.isDirectory() || !ourView(rel)?.isDirectory();
     };
     const store = this.#host.store;
@@ -255,7 +257,7 @@ export class Sandbox {
       }
       // Those leading directories carry their copy-up's mode and times: make them this sandbox's, so that
       // folding the delta in does not turn back what it did to them.
-      await matchDirectories(delta.path, '', (rel) => (theirChanged.has(rel) || (onConflict === 'theirs' && inConflict(rel)) ? null : ourView(rel)));
+      await matchDirectories(delta.path, '', (rel) => (takenAsTheirs(rel) ? null : ourView(rel)));
       // What the sandbox would hold once the delta is folded into its top layer (which drops what it hides there).
       const total = this.#usedBytes() + delta.bytes - (await hiddenBytes(delta.path, this.#stack[0]!.path));
       if (total > this.#host.diskBytes) {
@@ -343,11 +345,11 @@ export class Sandbox {
 
   /**
    * Keeps a finished run's writes (its upper directory, on its tmpfs): copied into a new layer on top of
-   * the stack (the one the run saw: the queue lets nothing else in between), then folded into the top layer. The copy is bounded by
-   * what the quota left the run (`room`, plus a little for rounding), checked before each file is written:
-   * a hard link or a sparse file costs the tmpfs nothing and the host its whole size. A copy that fails
-   * (quota, the host's disk) is thrown away whole; a fold that fails leaves the new layer on the stack,
-   * which shows the same files, and is retried by the next call.
+   * the stack (the one the run saw: the queue lets nothing else in between), then folded into the top
+   * layer. The copy is bounded by what the quota left the run (`room`, plus a little for rounding),
+   * checked before each file is written: a hard link or a sparse file costs the tmpfs nothing and the
+   * host its whole size. A copy that fails (quota, the host's disk) is thrown away whole; a fold that
+   * fails leaves the new layer on the stack, which shows the same files, and is retried by the next call.
    */
   async #keep(upper: string, room: number): Promise<void> {
     const store = this.#host.store;

@@ -309,9 +309,9 @@ static int copy_to_stdout(const char *path) {
   return e;
 }
 
-/* A directory stream on parent/name (flags: O_NOFOLLOW or 0); NULL with errno set. */
-static DIR *open_dir(int parent, const char *name, int flags) {
-  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags);
+/* A directory stream on parent/name; NULL with errno set. */
+static DIR *open_dir(int parent, const char *name) {
+  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return NULL;
   DIR *dir = fdopendir(fd);
@@ -326,7 +326,7 @@ static DIR *open_dir(int parent, const char *name, int flags) {
 /* ENOTDIR only when the path itself is not a directory; ENOENT when a directory on the way is missing
  * or is not one: the SDK tells "not a directory" from "no such path" by it. */
 static int list_to_stdout(const char *path) {
-  DIR *dir = open_dir(AT_FDCWD, path, 0);
+  DIR *dir = open_dir(AT_FDCWD, path);
   if (dir == NULL) {
     struct stat st;
     if (errno == ENOTDIR)
@@ -369,10 +369,16 @@ static int open_removable_dir(int parent, const char *name) {
   return fd;
 }
 
+static void free_names(char **names, size_t count) {
+  while (count > 0)
+    free(names[--count]);
+  free(names);
+}
+
 /* The names in directory fd (not "." or ".."), read once into a heap array; NULL with errno set. */
 static char **read_names(int fd, size_t *count) {
   *count = 0;
-  DIR *dir = open_dir(fd, ".", 0);
+  DIR *dir = open_dir(fd, ".");
   if (dir == NULL)
     return NULL;
   char **names = NULL;
@@ -399,9 +405,8 @@ static char **read_names(int fd, size_t *count) {
     e = errno;
   closedir(dir);
   if (e != 0) {
-    while (*count > 0)
-      free(names[--*count]);
-    free(names);
+    free_names(names, *count);
+    *count = 0;
     errno = e;
     return NULL;
   }
@@ -475,9 +480,7 @@ static int remove_at(int parent, const char *name) {
       }
       close(current);
       current = up;
-      for (size_t i = 0; i < level->count; i++)
-        free(level->names[i]);
-      free(level->names);
+      free_names(level->names, level->count);
       depth--;
       struct level *above = &levels[depth - 1];
       if (unlinkat(current, above->names[above->next - 1], AT_REMOVEDIR) < 0)
@@ -487,10 +490,8 @@ static int remove_at(int parent, const char *name) {
   }
   close(current);
   while (depth > 0) {
-    struct level *level = &levels[--depth];
-    for (size_t i = 0; i < level->count; i++)
-      free(level->names[i]);
-    free(level->names);
+    depth--;
+    free_names(levels[depth].names, levels[depth].count);
   }
   free(levels);
   if (rc == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0)
