@@ -401,12 +401,8 @@ describe('second review findings', () => {
   test('a directory replaced on one side (rm -r, mkdir) conflicts with a file added in it on the other: nothing is lost silently', async () => {
     await using sb = await sandbox();
     await sh(sb, 'mkdir src; echo a > src/a; echo b > src/b');
-    const replaceSrc = async () => {
-      const br = await sb.branch();
-      await sh(br, 'rm -rf src; mkdir src; echo new > src/new');
-      return br;
-    };
-    await using br = await replaceSrc();
+    await using br = await sb.branch();
+    await sh(br, 'rm -rf src; mkdir src; echo new > src/new');
     await sh(sb, 'echo ours > src/c');
     expect(await br.diff()).toEqual([
       { path: 'src', kind: 'modified' },
